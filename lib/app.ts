@@ -1,0 +1,416 @@
+/**
+ * The app: a name (its namespace in the state store), a lifespan that provides resources, a main
+ * function that mounts targets and sources, and a command line.
+ *
+ * @module
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { args as runtimeArgs, exit, stderrIsTerminal } from "./_runtime.ts";
+import { loadEnvFile } from "./_env_file.ts";
+import { Context, withMountScope } from "./context.ts";
+import {
+  type ComponentFn,
+  Engine,
+  keyId,
+  type OnDuplicateKey,
+  type PlannedChange,
+  type RoundSummary,
+  showKey,
+  type SourceItem,
+} from "./engine.ts";
+import { errorMessage } from "./errors.ts";
+import { type Fingerprint, fingerprint, initFingerprints } from "./fingerprint.ts";
+import type { DirSource, FileItem } from "./localfs.ts";
+import { StateStore } from "./state_store.ts";
+
+/** statecast's version. */
+export const VERSION = "0.1.0";
+
+/** Part of every logic fingerprint: bump when what components record changes meaning. */
+const STATE_FORMAT = "statecast-state/1";
+
+/** The default state store, relative to the working directory. */
+export const DEFAULT_STATE_URL = "file:.statecast/state.db";
+
+/** Options of {@linkcode App}. */
+export interface AppOptions {
+  /** The app's name: its namespace in the state store. Renaming it starts from scratch. */
+  name: string;
+}
+
+/** Options of {@linkcode App.fn}. */
+export interface FnOptions {
+  /**
+   * Skip a file whose size and mtime (or, failing that, content) and the function are
+   * unchanged since the last committed run. @default false
+   */
+  memo?: boolean;
+  /** Bump to re-run every file even though the function's source did not change. @default "" */
+  version?: string;
+  /** A key declared twice in one file: fail the file ("error") or keep the last. @default "error" */
+  onDuplicateKey?: OnDuplicateKey;
+}
+
+/** A processing function registered with {@linkcode App.fn}. */
+export interface AppFn<A extends unknown[]> {
+  readonly run: (file: FileItem, ...args: A) => Promise<void> | void;
+  readonly memo: boolean;
+  readonly logicFingerprint: Fingerprint;
+  readonly onDuplicateKey: OnDuplicateKey;
+}
+
+/** Runs once at start-up with the app's context; may return its clean-up. */
+export type Lifespan = (
+  ctx: Context,
+) => Promise<(() => unknown) | void> | (() => unknown) | void;
+
+/** Options of {@linkcode App.run}. */
+export interface RunOptions {
+  /** Keep watching after the catch-up run. @default false */
+  live?: boolean;
+  /** Plan and print the changes; send nothing, commit nothing. @default false */
+  dryRun?: boolean;
+  /** State store URL. @default env STATECAST_STATE, else "file:.statecast/state.db" */
+  state?: string;
+  /** Print only errors. @default false */
+  quiet?: boolean;
+  /** Log lines as text or JSON objects. @default "text" */
+  logFormat?: "text" | "json";
+  /** Stops a live run. */
+  signal?: AbortSignal;
+}
+
+/** What {@linkcode App.run} did. */
+export interface RunResult {
+  /** 0 when every file and every target succeeded, else 1. */
+  exitCode: number;
+  summaries: RoundSummary[];
+}
+
+interface Mount {
+  fn: ComponentFn<FileItem>;
+  source: DirSource;
+}
+
+/** Logs to stderr as text or JSON lines; changes of a dry run go to stdout. */
+class Log {
+  constructor(readonly quiet: boolean, readonly json: boolean) {}
+
+  info(message: string, fields: Record<string, unknown> = {}): void {
+    if (this.quiet) return;
+    console.error(this.json ? JSON.stringify({ level: "info", message, ...fields }) : message);
+  }
+
+  error(message: string, fields: Record<string, unknown> = {}): void {
+    console.error(
+      this.json ? JSON.stringify({ level: "error", message, ...fields }) : `error: ${message}`,
+    );
+  }
+
+  warn(message: string): void {
+    if (this.quiet) return;
+    console.error(this.json ? JSON.stringify({ level: "warn", message }) : `warning: ${message}`);
+  }
+}
+
+function showData(data: unknown): string {
+  if (typeof data === "string") return data;
+  if (data instanceof Uint8Array) return `<${data.length} bytes>`;
+  return JSON.stringify(data);
+}
+
+/** One line per planned change, for `--dry-run`. */
+function formatChange(change: PlannedChange): string {
+  const key = showKey(keyId(change.key));
+  if (change.kind === "delete") return `delete ${change.target} ${key}`;
+  const value = (change.state as { value?: unknown } | undefined)?.value;
+  return `upsert ${change.target} ${key} ${showData(value)}`;
+}
+
+/** A one-line progress bar on stderr, redrawn at most every 100 ms. */
+function progressBar(enabled: boolean): ((done: number, total: number) => void) | undefined {
+  if (!enabled) return undefined;
+  let last = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (done !== total && now - last < 100) return;
+    last = now;
+    const width = 30;
+    const filled = total === 0 ? width : Math.round((done / total) * width);
+    process.stderr.write(
+      `\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total} files` +
+        (done === total ? "\r\x1b[K" : ""),
+    );
+  };
+}
+
+/**
+ * A statecast app.
+ *
+ * @example
+ * ```ts ignore
+ * const app = new App({ name: "CsvToKafka" });
+ * app.lifespan(async (ctx) => { ctx.provide(PRODUCER, producer); return () => producer.disconnect(); });
+ * const processCsv = app.fn({ memo: true }, async (file, topic: TopicTarget) => { ... });
+ * app.main(async () => {
+ *   const topic = await kafka.mountTopicTarget(PRODUCER, "rows");
+ *   await app.mountEach(processCsv, localfs.walkDir("./data", { include: ["**\/*.csv"] }), topic);
+ * });
+ * await app.cli();
+ * ```
+ */
+export class App {
+  readonly name: string;
+  #lifespan: Lifespan | undefined;
+  #main: (() => Promise<void> | void) | undefined;
+  #mounts: Mount[] | undefined;
+
+  constructor(options: AppOptions) {
+    if (typeof options?.name !== "string" || options.name.length === 0) {
+      throw new TypeError('App needs a non-empty name: new App({ name: "CsvToKafka" })');
+    }
+    this.name = options.name;
+  }
+
+  /** Sets the start-up function that provides resources; what it returns runs at shutdown. */
+  lifespan(fn: Lifespan): void {
+    this.#lifespan = fn;
+  }
+
+  /** Wraps a processing function: one call per file, declaring target states. */
+  fn<const A extends unknown[]>(
+    options: FnOptions,
+    run: (file: FileItem, ...args: A) => Promise<void> | void,
+  ): AppFn<A> {
+    return {
+      run,
+      memo: options.memo ?? false,
+      logicFingerprint: fingerprint(`${STATE_FORMAT}\n${options.version ?? ""}\n${run.toString()}`),
+      onDuplicateKey: options.onDuplicateKey ?? "error",
+    };
+  }
+
+  /** Sets the main function, which mounts targets and calls {@linkcode App.mountEach}. */
+  main(fn: () => Promise<void> | void): void {
+    this.#main = fn;
+  }
+
+  /**
+   * Runs `fn` for every item of `source` (one component per file, keyed by its relative path),
+   * passing `args` after the item. Call it once, inside `app.main()`.
+   */
+  mountEach<const A extends unknown[]>(fn: AppFn<A>, source: DirSource, ...args: A): Promise<void> {
+    if (this.#mounts === undefined) {
+      throw new TypeError("app.mountEach() must be called inside the function given to app.main()");
+    }
+    if (this.#mounts.length > 0) {
+      throw new TypeError(
+        "app.mountEach() was called twice: one App processes one source; use a second App (another name) for another",
+      );
+    }
+    this.#mounts.push({
+      source,
+      fn: {
+        run: async (item: FileItem) => {
+          await fn.run(item, ...args);
+        },
+        memo: fn.memo,
+        logicFingerprint: fn.logicFingerprint,
+        onDuplicateKey: fn.onDuplicateKey,
+      },
+    });
+    return Promise.resolve();
+  }
+
+  /** Runs the app: a catch-up round, then (with `live`) rounds on every change. */
+  async run(options: RunOptions = {}): Promise<RunResult> {
+    if (this.#main === undefined) throw new TypeError("app.main() was never called");
+    const log = new Log(options.quiet ?? false, options.logFormat === "json");
+    await initFingerprints();
+    const url = options.state ?? process.env.STATECAST_STATE ?? DEFAULT_STATE_URL;
+    await using store = await StateStore.open(url);
+    const context = new Context();
+    const cleanup = await this.#lifespan?.(context);
+    const result: RunResult = { exitCode: 0, summaries: [] };
+    try {
+      const engine = new Engine(store, this.name);
+      this.#mounts = [];
+      const main = this.#main;
+      await withMountScope(
+        { context, mountTarget: (t) => engine.addTarget(t) },
+        async () => await main(),
+      );
+      const mount = this.#mounts[0];
+      if (mount === undefined) throw new TypeError("app.main() did not call app.mountEach()");
+      await engine.load();
+      const items = await mount.source.scan();
+      const summary = await engine.round(mount.fn, items, {
+        fullScan: true,
+        dryRun: options.dryRun ?? false,
+        keepChanges: options.dryRun ?? false,
+        onProgress: progressBar(!options.quiet && stderrIsTerminal()),
+      });
+      result.summaries.push(summary);
+      if (!this.#report(summary, log, options.dryRun ?? false)) result.exitCode = 1;
+      if (options.live) {
+        log.warn("--live is not available yet: the catch-up run is done, exiting");
+      }
+    } finally {
+      this.#mounts = undefined;
+      if (typeof cleanup === "function") await cleanup();
+    }
+    return result;
+  }
+
+  /** Logs a round; false when something failed. */
+  #report(summary: RoundSummary, log: Log, dryRun: boolean): boolean {
+    for (const change of summary.changes) console.log(formatChange(change));
+    for (const conflict of summary.conflicts) log.warn(conflict);
+    for (const failure of summary.failed) {
+      log.error(errorMessage(failure.error), { path: failure.path });
+    }
+    if (summary.applyError !== undefined) {
+      log.error(`nothing was committed: ${errorMessage(summary.applyError)}`);
+    }
+    const seconds = (summary.elapsedMs / 1000).toFixed(2);
+    const line = `${summary.scanned} files scanned, ${summary.unchanged} unchanged, ` +
+      `${summary.failed.length} failed; ${summary.upserts} upserts, ${summary.deletes} deletes, ` +
+      `${summary.unchangedKeys} unchanged rows; ${seconds} s${
+        dryRun ? " (dry run: nothing sent)" : ""
+      }`;
+    log.info(`${this.name}: ${line}`, {
+      app: this.name,
+      files: summary.scanned,
+      unchangedFiles: summary.unchanged,
+      failedFiles: summary.failed.length,
+      upserts: summary.upserts,
+      deletes: summary.deletes,
+      unchangedRows: summary.unchangedKeys,
+      ms: Math.round(summary.elapsedMs),
+      dryRun,
+    });
+    return summary.failed.length === 0 && summary.applyError === undefined;
+  }
+
+  /** Prints what the state store holds for this app. */
+  async status(url: string): Promise<void> {
+    await using store = await StateStore.open(url);
+    const state = await store.load(this.name);
+    const targets = await store.targets(this.name);
+    console.log(`app ${this.name}, state ${url}`);
+    console.log(`${state.components.size} files`);
+    for (const t of targets) {
+      console.log(`target ${t.target}: ${t.keys} keys from ${t.components} files`);
+    }
+    const paths = [...state.components.keys()].sort();
+    for (const p of paths.slice(0, 50)) {
+      const keys = targets.length === 0
+        ? 0
+        : [...state.declarations.values()].reduce((n, m) => n + (m.get(p)?.size ?? 0), 0);
+      console.log(`  ${p}: ${keys} keys`);
+    }
+    if (paths.length > 50) console.log(`  ... and ${paths.length - 50} more`);
+  }
+
+  /**
+   * The command line: parses `argv`, runs, and exits with the run's code (0 ok, 1 a file or a
+   * target failed, 2 bad usage, 130 interrupted). See `--help`.
+   */
+  async cli(argv: string[] = runtimeArgs()): Promise<never> {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: {
+          live: { type: "boolean", short: "L" },
+          "dry-run": { type: "boolean" },
+          reset: { type: "boolean" },
+          state: { type: "string" },
+          "env-file": { type: "string" },
+          quiet: { type: "boolean", short: "q" },
+          "log-format": { type: "string" },
+          help: { type: "boolean", short: "h" },
+          version: { type: "boolean", short: "V" },
+        },
+      });
+    } catch (error) {
+      console.error(`error: ${errorMessage(error)}\nRun with --help for usage.`);
+      return exit(2);
+    }
+    const { values, positionals } = parsed;
+    if (values.help) {
+      console.log(helpText(this.name));
+      return exit(0);
+    }
+    if (values.version) {
+      console.log(`statecast ${VERSION}`);
+      return exit(0);
+    }
+    const logFormat = values["log-format"] ?? "text";
+    if (logFormat !== "text" && logFormat !== "json") {
+      console.error(`error: --log-format must be "text" or "json", got "${logFormat}"`);
+      return exit(2);
+    }
+    const command = positionals[0] ?? "run";
+    if (command !== "run" && command !== "status" || positionals.length > 1) {
+      console.error(
+        `error: unknown command "${positionals.join(" ")}"\nRun with --help for usage.`,
+      );
+      return exit(2);
+    }
+    try {
+      loadEnvFile(values["env-file"] ?? ".env", values["env-file"] === undefined);
+      const state = values.state ?? process.env.STATECAST_STATE ?? DEFAULT_STATE_URL;
+      if (command === "status") {
+        await this.status(state);
+        return exit(0);
+      }
+      if (values.reset) {
+        await initFingerprints();
+        await using store = await StateStore.open(state);
+        await store.reset(this.name);
+        console.error(`${this.name}: state forgotten; the next run re-sends every row`);
+        return exit(0);
+      }
+      const result = await this.run({
+        live: values.live ?? false,
+        dryRun: values["dry-run"] ?? false,
+        state,
+        quiet: values.quiet ?? false,
+        logFormat,
+      });
+      return exit(result.exitCode);
+    } catch (error) {
+      const log = new Log(false, logFormat === "json");
+      log.error(errorMessage(error));
+      return exit(1);
+    }
+  }
+}
+
+function helpText(name: string): string {
+  return `${name}: statecast app (statecast ${VERSION})
+
+Usage: deno run -A main.ts [command] [options]
+
+Commands:
+  run (default)      Catch up: scan, send what changed, print a summary, exit
+  status             Show the targets, keys and files in the state store
+
+Options:
+  -L, --live         After catching up, keep watching and send every change
+      --dry-run      Plan and print the changes; send nothing, commit nothing
+      --reset        Forget this app's state (the next run re-sends every row), then exit
+      --state URL    State store (default: $STATECAST_STATE or ${DEFAULT_STATE_URL})
+      --env-file F   Load variables from F (default: .env if present; never overrides)
+  -q, --quiet        Print only errors
+      --log-format F text (default) or json
+  -h, --help         Show this help
+  -V, --version      Show the version
+
+Exit codes: 0 ok, 1 a file or the target failed, 2 bad usage, 130 interrupted.`;
+}
+
+export type { SourceItem };

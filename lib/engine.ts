@@ -1,0 +1,620 @@
+/**
+ * The engine: turns what components declare into the smallest set of changes for each target.
+ *
+ * Vocabulary, used the same way in every file of statecast:
+ * - **component**: the unit of work for one source item (a file), identified by its relative
+ *   path. Running it calls the user's function, which declares target states.
+ * - **declared state**: what a component says a target should hold for one key
+ *   (`declareTargetState({ key, value })`). A key is `string` or `Uint8Array`; a string is its
+ *   UTF-8 bytes, so `"x"` and the bytes of `"x"` are the same key.
+ * - **fingerprint**: 64-bit xxHash of the bytes a declared state would send. The state store
+ *   keeps, per target and component, the fingerprint of every key it declared.
+ * - **owner**: of the components that declare a key, the first in path order. Its declared
+ *   state is the one published. Two declarers are a conflict, reported with both paths.
+ * - **previous**: the fingerprint of what was last published for a key (the committed owner's).
+ * - **upsert**: publish a declared state (new key, or fingerprint differs from previous).
+ * - **delete**: publish a deletion (nobody declares the key any more).
+ * - **no-op**: fingerprint equals previous; nothing is sent.
+ * - **reconcile**: one round of: run changed components, compare declared with previous for
+ *   every key they touch, apply the changes to each target, await its acks, then commit the new
+ *   fingerprints and memo rows in one transaction. A crash before the commit re-sends on the next
+ *   round (at least once); it never loses an upsert or a delete.
+ *
+ * The engine knows nothing about Kafka: a {@linkcode Target} supplies its identity, the
+ * fingerprint of a declared state, and how to apply a batch of changes.
+ *
+ * @module
+ */
+import { errorMessage, StatecastError } from "./errors.ts";
+import { type Fingerprint, fingerprint } from "./fingerprint.ts";
+import type {
+  ComponentRecord,
+  KeyFingerprints,
+  RoundCommit,
+  StateStore,
+  StoredState,
+} from "./state_store.ts";
+
+/** A key as a user declares it. */
+export type Key = string | Uint8Array;
+
+/** What every declared state has: a key. Targets add the rest (value, headers, columns...). */
+export interface DeclaredState {
+  key: Key;
+}
+
+/** An upsert or a delete for one key of one target. */
+export type Change<S extends DeclaredState> =
+  | { kind: "upsert"; key: Key; state: S }
+  | { kind: "delete"; key: Key };
+
+/**
+ * A target: where declared states end up (a Kafka topic, a database table...).
+ * Adding a target never touches the engine.
+ */
+export interface Target<S extends DeclaredState = DeclaredState> {
+  /** Stable identity in the state store; the same identity means nothing is re-sent. */
+  readonly id: string;
+  /** Fingerprint of the bytes `state` would be sent as. */
+  fingerprint(state: S): Fingerprint;
+  /**
+   * Applies changes, resolving once every one is acknowledged. Rejects if any was not; then the
+   * engine commits nothing of the round and retries on the next one.
+   */
+  apply(changes: ReadonlyArray<Change<S>>): Promise<void>;
+}
+
+/** A declared state with its fingerprint, as reconcile sees it. */
+export interface Declared<S> {
+  state: S;
+  fingerprint: Fingerprint;
+}
+
+/**
+ * The reconcile rule for one key: upsert a new or changed value, delete a key nobody declares,
+ * and do nothing when the fingerprint is unchanged. Pure; one action per key.
+ *
+ * @example
+ * ```ts
+ * import { reconcile } from "./engine.ts";
+ * const declared = { state: { key: "k" }, fingerprint: "00000000000000aa" };
+ * if (reconcile(declared, undefined)?.kind !== "upsert") throw new Error();
+ * if (reconcile(declared, "00000000000000aa") !== null) throw new Error();
+ * if (reconcile(undefined, "00000000000000aa")?.kind !== "delete") throw new Error();
+ * ```
+ */
+export function reconcile<S>(
+  declared: Declared<S> | undefined,
+  previous: Fingerprint | undefined,
+): { kind: "upsert"; state: S } | { kind: "delete" } | null {
+  if (declared === undefined) return previous === undefined ? null : { kind: "delete" };
+  if (declared.fingerprint === previous) return null;
+  return { kind: "upsert", state: declared.state };
+}
+
+// Keys are compared as strings ("key ids"): a string key is itself (made well-formed, as its
+// UTF-8 bytes are); a byte key is its UTF-8 decoding when valid, else a marker plus one char per
+// byte. A lone surrogate cannot come out of a valid decoding, so the marker cannot collide.
+const BINARY_MARKER = "\uD800";
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** The string a key is compared by. Same bytes, same id. */
+export function keyId(key: Key): string {
+  if (typeof key === "string") return key.isWellFormed() ? key : key.toWellFormed();
+  try {
+    return strictDecoder.decode(key);
+  } catch {
+    let s = BINARY_MARKER;
+    for (const b of key) s += String.fromCharCode(b);
+    return s;
+  }
+}
+
+/** The key to send for a key id: the string itself, or the original bytes. */
+export function keyFromId(id: string): Key {
+  if (!id.startsWith(BINARY_MARKER)) return id;
+  const bytes = new Uint8Array(id.length - 1);
+  for (let i = 1; i < id.length; i++) bytes[i - 1] = id.charCodeAt(i);
+  return bytes;
+}
+
+/** A key id for messages: printable, short. */
+export function showKey(id: string): string {
+  const shown = id.startsWith(BINARY_MARKER) ? `<${id.length - 1} bytes>` : JSON.stringify(id);
+  return shown.length > 80 ? shown.slice(0, 77) + "..." : shown;
+}
+
+/** How a component reacts to declaring one key twice. @default "error" */
+export type OnDuplicateKey = "error" | "last";
+
+interface Collected {
+  state: DeclaredState;
+  fingerprint: Fingerprint;
+  line: number | undefined;
+}
+
+/** What one run of a component declared, per target id and key id. */
+class Collector {
+  readonly byTarget = new Map<string, Map<string, Collected>>();
+  /** The source line being processed; set by sources that know it (CSV rows). */
+  line: number | undefined;
+
+  constructor(readonly component: string, readonly onDuplicateKey: OnDuplicateKey) {}
+
+  declare<S extends DeclaredState>(target: Target<S>, state: S): void {
+    let states = this.byTarget.get(target.id);
+    if (states === undefined) this.byTarget.set(target.id, states = new Map());
+    const id = keyId(state.key);
+    const earlier = states.get(id);
+    if (earlier !== undefined && this.onDuplicateKey === "error") {
+      const where = (line: number | undefined) => line === undefined ? "" : ` line ${line}`;
+      throw new StatecastError(
+        `Duplicate key ${showKey(id)} in "${this.component}": declared at${
+          where(earlier.line)
+        } and again at${where(this.line)}`,
+        { path: this.component, ...(this.line === undefined ? {} : { line: this.line }) },
+      );
+    }
+    states.set(id, { state, fingerprint: target.fingerprint(state), line: this.line });
+  }
+}
+
+let active: Collector | undefined;
+
+/**
+ * Declares a target state for the running component. Targets call this from their own
+ * `declareTargetState`; it is not part of the user-facing API.
+ */
+export function declare<S extends DeclaredState>(target: Target<S>, state: S): void {
+  if (active === undefined) {
+    throw new TypeError(
+      `declareTargetState() on "${target.id}" was called outside a component: ` +
+        "call it from the function given to app.mountEach()",
+    );
+  }
+  active.declare(target, state);
+}
+
+/** Tells the running component which source line it is on (for error messages). */
+export function setSourceLine(line: number): void {
+  if (active !== undefined) active.line = line;
+}
+
+/** One source item as the engine sees it. */
+export interface SourceItem {
+  /** Component id: the relative POSIX path. */
+  readonly path: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** The item's bytes; read once and cached. */
+  bytes(): Promise<Uint8Array>;
+}
+
+/** A component function as the engine runs it. */
+export interface ComponentFn<I extends SourceItem = SourceItem> {
+  run(item: I): Promise<void>;
+  /** Skip items whose stat or content and logic are unchanged. */
+  readonly memo: boolean;
+  /** Fingerprint of the function's source, its version and statecast's state format. */
+  readonly logicFingerprint: Fingerprint;
+  readonly onDuplicateKey: OnDuplicateKey;
+}
+
+/** A file that failed in a round: nothing it declared was published or retracted. */
+export interface ComponentFailure {
+  path: string;
+  error: unknown;
+}
+
+/** A planned change, for dry runs and logs. */
+export interface PlannedChange {
+  target: string;
+  kind: "upsert" | "delete";
+  key: Key;
+  state?: DeclaredState;
+}
+
+/** What one reconcile round did. */
+export interface RoundSummary {
+  /** Items looked at (present now, or gone since the last round). */
+  scanned: number;
+  /** Items skipped by the memo (not parsed). */
+  unchanged: number;
+  /** Items whose component ran (or whose rows were retracted because they are gone). */
+  processed: number;
+  failed: ComponentFailure[];
+  upserts: number;
+  deletes: number;
+  /** Keys touched by processed components whose published value did not change. */
+  unchangedKeys: number;
+  /** Conflicts seen: a key declared by more than one component. */
+  conflicts: string[];
+  /** The changes themselves (only with `keepChanges`). */
+  changes: PlannedChange[];
+  /** Whether the changes were applied and committed (false for a dry run or a failed apply). */
+  committed: boolean;
+  /** Why the round's changes were not applied, if a target failed. */
+  applyError?: unknown;
+  elapsedMs: number;
+}
+
+/** Options of {@linkcode Engine.round}. */
+export interface RoundOptions<I extends SourceItem = SourceItem> {
+  /** Plan only: apply nothing, commit nothing. @default false */
+  dryRun?: boolean;
+  /** Keep the planned changes in the summary. @default false */
+  keepChanges?: boolean;
+  /** Items that are gone; components not listed in `items` are kept unless named here. */
+  removed?: Iterable<string>;
+  /** Every component not in `items` is gone (a full scan). @default false */
+  fullScan?: boolean;
+  /**
+   * Gives the item of a component that was not in `items` but must run again (it becomes the
+   * owner of a key another component stopped declaring). Partial rounds (live mode) need it.
+   */
+  resolve?: (path: string) => Promise<I | undefined>;
+  /** Called after a component finished, for progress. */
+  onProgress?: ((done: number, total: number) => void) | undefined;
+}
+
+/**
+ * Within this many milliseconds of the recorded scan, a file's stat is not trusted (a file
+ * rewritten within the clock's resolution keeps size and mtime): its content is hashed instead.
+ */
+export const RACY_WINDOW_MS = 2000;
+
+/** Runs reconcile rounds against a state store and a set of targets. */
+export class Engine {
+  readonly #store: StateStore;
+  readonly #app: string;
+  readonly #targets = new Map<string, Target>();
+  #state: StoredState | undefined;
+  /** Per target: key id → declaring components (one, or a sorted array). */
+  readonly #index = new Map<string, Map<string, string | string[]>>();
+
+  constructor(store: StateStore, app: string) {
+    this.#store = store;
+    this.#app = app;
+  }
+
+  /** Registers a target. Two targets with one identity are a mistake. */
+  addTarget(target: Target): void {
+    const existing = this.#targets.get(target.id);
+    if (existing !== undefined && existing !== target) {
+      throw new TypeError(`Target "${target.id}" is mounted twice`);
+    }
+    this.#targets.set(target.id, target);
+  }
+
+  /** Loads the committed state of the app (once). */
+  async load(): Promise<void> {
+    if (this.#state !== undefined) return;
+    this.#state = await this.#store.load(this.#app);
+    this.#index.clear();
+    for (const [target, byComponent] of this.#state.declarations) {
+      for (const [component, keys] of byComponent) {
+        for (const id of keys.keys()) this.#indexAdd(target, id, component);
+      }
+    }
+  }
+
+  /** Component ids with committed state. */
+  knownComponents(): string[] {
+    return [...this.#loaded().components.keys()];
+  }
+
+  #loaded(): StoredState {
+    if (this.#state === undefined) throw new Error("Engine.load() was not awaited");
+    return this.#state;
+  }
+
+  #indexAdd(target: string, id: string, component: string): void {
+    let keys = this.#index.get(target);
+    if (keys === undefined) this.#index.set(target, keys = new Map());
+    const current = keys.get(id);
+    if (current === undefined) keys.set(id, component);
+    else if (typeof current === "string") {
+      if (current !== component) keys.set(id, [current, component].sort());
+    } else if (!current.includes(component)) {
+      current.push(component);
+      current.sort();
+    }
+  }
+
+  #indexRemove(target: string, id: string, component: string): void {
+    const keys = this.#index.get(target);
+    const current = keys?.get(id);
+    if (keys === undefined || current === undefined) return;
+    if (typeof current === "string") {
+      if (current === component) keys.delete(id);
+      return;
+    }
+    const rest = current.filter((c) => c !== component);
+    keys.set(id, rest.length === 1 ? rest[0]! : rest);
+  }
+
+  /**
+   * Runs one reconcile round over `items` (the items present now, or the ones that changed).
+   */
+  async round<I extends SourceItem>(
+    fn: ComponentFn<I>,
+    items: ReadonlyArray<I>,
+    options: RoundOptions<I> = {},
+  ): Promise<RoundSummary> {
+    const started = performance.now();
+    const state = this.#loaded();
+    const summary: RoundSummary = {
+      scanned: items.length,
+      unchanged: 0,
+      processed: 0,
+      failed: [],
+      upserts: 0,
+      deletes: 0,
+      unchangedKeys: 0,
+      conflicts: [],
+      changes: [],
+      committed: false,
+      elapsedMs: 0,
+    };
+
+    // Components that ran (or are gone) this round, with what they declare now.
+    const ran = new Map<string, Map<string, Map<string, Collected>>>();
+    const memoUpdates = new Map<string, ComponentRecord>();
+    const removed = new Set(options.removed ?? []);
+    if (options.fullScan) {
+      const present = new Set(items.map((i) => i.path));
+      for (const c of state.components.keys()) if (!present.has(c)) removed.add(c);
+    }
+    for (const c of removed) ran.set(c, new Map());
+    summary.scanned += removed.size;
+
+    const itemsByPath = new Map(items.map((i) => [i.path, i]));
+    const runOne = async (item: I, force: boolean): Promise<void> => {
+      const scanTime = Date.now();
+      const previous = state.components.get(item.path);
+      const sameLogic = fn.memo && !force && previous?.logicFingerprint === fn.logicFingerprint;
+      if (
+        sameLogic && previous.size === item.size && previous.mtimeMs === item.mtimeMs &&
+        item.mtimeMs < previous.recordedAtMs - RACY_WINDOW_MS
+      ) {
+        summary.unchanged++;
+        return;
+      }
+      let content: Fingerprint;
+      try {
+        content = fingerprint(await item.bytes());
+      } catch (error) {
+        summary.failed.push({ path: item.path, error });
+        return;
+      }
+      const record: ComponentRecord = {
+        size: item.size,
+        mtimeMs: item.mtimeMs,
+        contentFingerprint: content,
+        logicFingerprint: fn.logicFingerprint,
+        recordedAtMs: scanTime,
+      };
+      if (sameLogic && previous.contentFingerprint === content) {
+        summary.unchanged++;
+        memoUpdates.set(item.path, record); // new stat, same content: remember, do not parse
+        return;
+      }
+      const collector = new Collector(item.path, fn.onDuplicateKey);
+      active = collector;
+      try {
+        await fn.run(item);
+      } catch (error) {
+        summary.failed.push({ path: item.path, error });
+        return;
+      } finally {
+        active = undefined;
+      }
+      summary.processed++;
+      ran.set(item.path, collector.byTarget);
+      memoUpdates.set(item.path, record);
+    };
+
+    let done = 0;
+    for (const item of items) {
+      await runOne(item, false);
+      options.onProgress?.(++done, items.length);
+    }
+    summary.processed += removed.size;
+
+    // Plan per target. When a key's new owner is a component that did not run, its value is not
+    // in memory: run that component too (at most once) and plan again.
+    let plan: Map<string, Array<Change<DeclaredState>>>;
+    let noops: number;
+    for (;;) {
+      const needed = new Set<string>();
+      ({ plan, noops } = this.#plan(ran, needed, summary.conflicts));
+      const missing = [...needed].filter((c) => !ran.has(c));
+      if (missing.length === 0) break;
+      for (const c of missing) {
+        const item = itemsByPath.get(c) ?? await options.resolve?.(c);
+        if (item !== undefined) await runOne(item, true);
+        if (!ran.has(c)) {
+          // The key's next owner cannot be read now. Publishing anything for the key could be
+          // wrong, so the round commits nothing and is retried as a whole.
+          summary.applyError = new StatecastError(
+            `"${c}" must be read again (it now owns keys another file stopped declaring) ` +
+              "but could not be; nothing was published this round",
+            { path: c },
+          );
+          summary.elapsedMs = performance.now() - started;
+          return summary;
+        }
+      }
+    }
+    summary.unchangedKeys = noops;
+    for (const [target, changes] of plan) {
+      for (const change of changes) {
+        if (change.kind === "upsert") summary.upserts++;
+        else summary.deletes++;
+        if (options.keepChanges) {
+          summary.changes.push(
+            change.kind === "upsert"
+              ? { target, kind: "upsert", key: change.key, state: change.state }
+              : { target, kind: "delete", key: change.key },
+          );
+        }
+      }
+    }
+
+    if (options.dryRun) {
+      summary.elapsedMs = performance.now() - started;
+      return summary;
+    }
+    try {
+      for (const [target, changes] of plan) {
+        if (changes.length > 0) await this.#targets.get(target)!.apply(changes);
+      }
+    } catch (error) {
+      summary.applyError = error;
+      summary.elapsedMs = performance.now() - started;
+      return summary;
+    }
+    testHook("after-apply");
+    await this.#commit(ran, memoUpdates, removed);
+    summary.committed = true;
+    summary.elapsedMs = performance.now() - started;
+    return summary;
+  }
+
+  #plan(
+    ran: Map<string, Map<string, Map<string, Collected>>>,
+    needed: Set<string>,
+    conflicts: string[],
+  ): { plan: Map<string, Array<Change<DeclaredState>>>; noops: number } {
+    const committed = this.#loaded().declarations;
+    const plan = new Map<string, Array<Change<DeclaredState>>>();
+    let noops = 0;
+    conflicts.length = 0;
+    const targets = new Set<string>();
+    for (const byTarget of ran.values()) for (const t of byTarget.keys()) targets.add(t);
+    for (const c of ran.keys()) {
+      for (const [t, byComponent] of committed) if (byComponent.has(c)) targets.add(t);
+    }
+    for (const target of targets) {
+      if (!this.#targets.has(target)) {
+        throw new Error(
+          `statecast: the state store has keys of target "${target}", which is not mounted; ` +
+            "mount it, or run with --reset to forget this app's state",
+        );
+      }
+      const committedByComponent = committed.get(target);
+      const index = this.#index.get(target);
+      // Every key a ran component declared before or declares now.
+      const touched = new Set<string>();
+      for (const c of ran.keys()) {
+        const before = committedByComponent?.get(c);
+        if (before !== undefined) { for (const id of before.keys()) touched.add(id); }
+        const now = ran.get(c)!.get(target);
+        if (now !== undefined) { for (const id of now.keys()) touched.add(id); }
+      }
+      const changes: Array<Change<DeclaredState>> = [];
+      for (const id of touched) {
+        const declarers = index?.get(id);
+        const before = declarers === undefined
+          ? []
+          : typeof declarers === "string"
+          ? [declarers]
+          : declarers;
+        const previousOwner = before[0];
+        const previous = previousOwner === undefined
+          ? undefined
+          : committedByComponent?.get(previousOwner)?.get(id);
+        // New declarers: the ones that did not run keep declaring; the ran ones as they say now.
+        const after = before.filter((c) => !ran.has(c));
+        for (const [c, byTarget] of ran) if (byTarget.get(target)?.has(id)) after.push(c);
+        after.sort();
+        const owner = after[0];
+        if (after.length > 1) {
+          conflicts.push(
+            `key ${showKey(id)} of "${target}" is declared by ${
+              after.map((c) => `"${c}"`).join(" and ")
+            }; publishing the value from "${owner}"`,
+          );
+        }
+        let declared: Declared<DeclaredState> | undefined;
+        if (owner !== undefined) {
+          const fromRun = ran.get(owner)?.get(target)?.get(id);
+          if (fromRun !== undefined) declared = fromRun;
+          else {
+            const fp = committedByComponent?.get(owner)?.get(id)!;
+            if (fp !== previous) {
+              needed.add(owner); // its value is needed but only its fingerprint is known
+              continue;
+            }
+            declared = { state: { key: keyFromId(id) }, fingerprint: fp };
+          }
+        }
+        const action = reconcile(declared, previous);
+        if (action === null) noops++;
+        else if (action.kind === "upsert") {
+          changes.push({ kind: "upsert", key: action.state.key, state: action.state });
+        } else changes.push({ kind: "delete", key: keyFromId(id) });
+      }
+      plan.set(target, changes);
+    }
+    return { plan, noops };
+  }
+
+  async #commit(
+    ran: Map<string, Map<string, Map<string, Collected>>>,
+    memoUpdates: Map<string, ComponentRecord>,
+    removed: Set<string>,
+  ): Promise<void> {
+    const state = this.#loaded();
+    const commit: RoundCommit = { components: new Map(), declarations: [], removed: [...removed] };
+    for (const [c, record] of memoUpdates) commit.components.set(c, record);
+    for (const [c, byTarget] of ran) {
+      if (removed.has(c)) continue;
+      const targets = new Set(byTarget.keys());
+      for (const [t, byComponent] of state.declarations) if (byComponent.has(c)) targets.add(t);
+      for (const t of targets) {
+        const keys: KeyFingerprints = new Map();
+        for (const [id, collected] of byTarget.get(t) ?? []) keys.set(id, collected.fingerprint);
+        commit.declarations.push({ target: t, component: c, keys });
+      }
+    }
+    await this.#store.commit(this.#app, commit);
+
+    // The store now holds the round; mirror it in memory.
+    for (const c of removed) state.components.delete(c);
+    for (const [c, record] of commit.components) state.components.set(c, record);
+    for (const c of removed) {
+      for (const [t, byComponent] of state.declarations) {
+        const keys = byComponent.get(c);
+        if (keys === undefined) continue;
+        for (const id of keys.keys()) this.#indexRemove(t, id, c);
+        byComponent.delete(c);
+      }
+    }
+    for (const { target, component, keys } of commit.declarations) {
+      let byComponent = state.declarations.get(target);
+      if (byComponent === undefined) state.declarations.set(target, byComponent = new Map());
+      const before = byComponent.get(component);
+      if (before !== undefined) {
+        for (const id of before.keys()) if (!keys.has(id)) this.#indexRemove(target, id, component);
+      }
+      for (const id of keys.keys()) this.#indexAdd(target, id, component);
+      if (keys.size === 0) byComponent.delete(component);
+      else byComponent.set(component, keys);
+    }
+  }
+}
+
+/** A failure injected by tests through `STATECAST_TEST_CRASH=<point>`: the process dies there. */
+function testHook(point: string): void {
+  const wanted = typeof process === "undefined" ? undefined : process.env.STATECAST_TEST_CRASH;
+  if (wanted === point) {
+    console.error(`statecast: STATECAST_TEST_CRASH=${point}: exiting before the commit`);
+    process.exit(70);
+  }
+}
+
+/** Describes a component failure for a log line. */
+export function describeFailure(failure: ComponentFailure): string {
+  return errorMessage(failure.error);
+}

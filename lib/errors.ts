@@ -1,0 +1,51 @@
+/**
+ * The one error class statecast throws for things a caller may want to catch: a file that cannot
+ * be parsed, a target that refused a batch, a state store that is newer than this statecast.
+ * Misuse of the API throws the built-in `TypeError` / `RangeError` instead.
+ *
+ * @module
+ */
+
+/** Options of {@linkcode StatecastError}. */
+export interface StatecastErrorOptions {
+  /** The underlying error. */
+  cause?: unknown;
+  /** The source file (relative path) the error is about, when there is one. */
+  path?: string;
+  /** The 1-based line in {@linkcode StatecastErrorOptions.path}, when known. */
+  line?: number;
+  /** Whether trying again later may succeed (a broker that is down, a timeout). @default false */
+  retriable?: boolean;
+}
+
+/**
+ * An error a user can act on: its message names the thing, the place and what was expected.
+ *
+ * @example
+ * ```ts
+ * import { StatecastError } from "./errors.ts";
+ * const e = new StatecastError('Cannot parse "a.csv" line 7: unterminated quoted field', {
+ *   path: "a.csv",
+ *   line: 7,
+ * });
+ * if (e.line !== 7 || e.retriable) throw new Error("unexpected");
+ * ```
+ */
+export class StatecastError extends Error {
+  override name = "StatecastError";
+  readonly path: string | undefined;
+  readonly line: number | undefined;
+  readonly retriable: boolean;
+
+  constructor(message: string, options: StatecastErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.path = options.path;
+    this.line = options.line;
+    this.retriable = options.retriable ?? false;
+  }
+}
+
+/** The message of any thrown value, for logs. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

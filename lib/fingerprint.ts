@@ -1,0 +1,61 @@
+/**
+ * Fingerprints: 64-bit xxHash (xxhash-wasm) of the bytes a target would send, kept as 16-digit
+ * lowercase hex strings. Hex strings are cheap map keys (no BigInt per row), compare exactly, and
+ * round-trip through the state store as fixed-width 8-byte values.
+ *
+ * The WASM module is instantiated once ({@linkcode initFingerprints}); after that every function
+ * here is synchronous, so the hot path (parse, hash, diff) never awaits per row.
+ *
+ * @module
+ */
+import xxhash from "xxhash-wasm";
+import type { XXHashAPI } from "xxhash-wasm";
+
+/** A 64-bit fingerprint as 16 lowercase hex digits. */
+export type Fingerprint = string;
+
+let api: XXHashAPI | undefined;
+
+/** Loads the WASM hashing core. Idempotent; call once before any other function here. */
+export async function initFingerprints(): Promise<void> {
+  api ??= await xxhash();
+}
+
+function hasher(): XXHashAPI {
+  if (api === undefined) {
+    throw new Error("statecast: initFingerprints() must be awaited before hashing");
+  }
+  return api;
+}
+
+/**
+ * Fingerprint of a string's UTF-8 bytes or of raw bytes: a string and its UTF-8 encoding have
+ * the same fingerprint, because a string is sent as its UTF-8 bytes.
+ *
+ * @example
+ * ```ts
+ * import { fingerprint, initFingerprints } from "./fingerprint.ts";
+ * await initFingerprints();
+ * const a = fingerprint("x");
+ * if (a !== fingerprint(new TextEncoder().encode("x")) || a.length !== 16) throw new Error();
+ * ```
+ */
+export function fingerprint(data: string | Uint8Array): Fingerprint {
+  const h = hasher();
+  if (typeof data === "string") return h.h64ToString(data);
+  return h.h64Raw(data).toString(16).padStart(16, "0");
+}
+
+/**
+ * Fingerprint of several parts, each length-prefixed so that ("ab", "c") and ("a", "bc")
+ * differ. Used for values with headers; the common case (one part) is {@linkcode fingerprint}.
+ */
+export function fingerprintParts(parts: ReadonlyArray<string | Uint8Array>): Fingerprint {
+  const state = hasher().create64();
+  const encoder = new TextEncoder();
+  for (const part of parts) {
+    const bytes = typeof part === "string" ? encoder.encode(part) : part;
+    state.update(`${bytes.length}:`).update(bytes);
+  }
+  return state.digest().toString(16).padStart(16, "0");
+}

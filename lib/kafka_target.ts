@@ -1,0 +1,170 @@
+/**
+ * The Kafka topic target: declared states become keyed messages; a key nobody declares any more
+ * becomes a tombstone (a true null value) or the user's deletion value.
+ *
+ * statecast never creates topics and never creates the producer: the app's lifespan provides
+ * one (kafkajs by default) under a {@linkcode ContextKey}. Only `send()` is used, so any client
+ * with the same shape fits (kafkajs, @platformatic/kafka behind an adapter, a test fake).
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { type ContextKey, currentMountScope } from "./context.ts";
+import { type Change, declare, type Key, type Target } from "./engine.ts";
+import { errorMessage, StatecastError } from "./errors.ts";
+import { type Fingerprint, fingerprint, fingerprintParts } from "./fingerprint.ts";
+
+/** A message as the producer takes it (kafkajs' `Message` subset). */
+export interface ProducerMessage {
+  key: Buffer | string | null;
+  value: Buffer | string | null;
+  headers?: Record<string, Buffer | string>;
+}
+
+/** The smallest producer statecast needs: kafkajs' `Producer.send`. */
+export interface KafkaProducer {
+  send(record: { topic: string; messages: ProducerMessage[]; acks?: number }): Promise<unknown>;
+}
+
+/** What a row of a topic should be. */
+export interface TopicState {
+  key: Key;
+  value: string | Uint8Array;
+  headers?: Record<string, string | Uint8Array>;
+}
+
+/** Options of {@linkcode mountTopicTarget}. */
+export interface TopicTargetOptions {
+  /** The value sent when a key is deleted. @default a tombstone (null value) */
+  deletionValue?: (key: Key) => string | Uint8Array;
+  /** Messages per `send()` call. @default 2000 */
+  batchSize?: number;
+  /** Acks required: -1 (all in-sync replicas), 1 or 0. @default -1 */
+  acks?: -1 | 0 | 1;
+}
+
+function toWire(data: string | Uint8Array): Buffer | string {
+  return typeof data === "string"
+    ? data
+    : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** A mounted Kafka topic. Declare states on it from a component. */
+export class TopicTarget implements Target<TopicState> {
+  readonly id: string;
+  readonly topic: string;
+  readonly #producer: KafkaProducer;
+  readonly #options: TopicTargetOptions;
+
+  constructor(
+    producerKey: ContextKey<KafkaProducer>,
+    producer: KafkaProducer,
+    topic: string,
+    options: TopicTargetOptions = {},
+  ) {
+    if (topic.length === 0) throw new TypeError("A Kafka topic name must not be empty");
+    this.id = `kafka:${producerKey.name}/${topic}`;
+    this.topic = topic;
+    this.#producer = producer;
+    this.#options = options;
+  }
+
+  /**
+   * Declares that the topic should hold `value` (and `headers`) under `key`, for the running
+   * component. Declaring a key twice in one file is an error naming both lines.
+   */
+  declareTargetState(state: TopicState): void {
+    if (typeof state.value !== "string" && !(state.value instanceof Uint8Array)) {
+      throw new TypeError(
+        `declareTargetState() on topic "${this.topic}": value must be a string or Uint8Array, got ${typeof state
+          .value}`,
+      );
+    }
+    declare(this, state);
+  }
+
+  fingerprint(state: TopicState): Fingerprint {
+    if (state.headers === undefined) return fingerprint(state.value);
+    const parts: Array<string | Uint8Array> = [state.value];
+    for (const name of Object.keys(state.headers).sort()) parts.push(name, state.headers[name]!);
+    return fingerprintParts(parts);
+  }
+
+  async apply(changes: ReadonlyArray<Change<TopicState>>): Promise<void> {
+    const batchSize = this.#options.batchSize ?? 2000;
+    for (let start = 0; start < changes.length; start += batchSize) {
+      const messages = changes.slice(start, start + batchSize).map((change): ProducerMessage => {
+        if (change.kind === "delete") {
+          const value = this.#options.deletionValue?.(change.key);
+          return { key: toWire(change.key), value: value === undefined ? null : toWire(value) };
+        }
+        const { key, value, headers } = change.state;
+        const message: ProducerMessage = { key: toWire(key), value: toWire(value) };
+        if (headers !== undefined) {
+          message.headers = Object.fromEntries(
+            Object.entries(headers).map(([k, v]) => [k, toWire(v)]),
+          );
+        }
+        return message;
+      });
+      try {
+        await this.#producer.send({ topic: this.topic, messages, acks: this.#options.acks ?? -1 });
+      } catch (cause) {
+        throw describeKafkaError(cause, this.topic);
+      }
+    }
+  }
+}
+
+/** The Kafka error name in a kafkajs error chain (`UNKNOWN_TOPIC_OR_PARTITION`...). */
+function kafkaErrorType(error: unknown): string | undefined {
+  for (
+    let e = error as { type?: unknown; cause?: unknown } | undefined;
+    e;
+    e = e.cause as typeof e
+  ) {
+    if (typeof e.type === "string") return e.type;
+    if (typeof e !== "object") break;
+  }
+  return undefined;
+}
+
+function describeKafkaError(cause: unknown, topic: string): StatecastError {
+  const type = kafkaErrorType(cause);
+  const retriable = (cause as { retriable?: unknown })?.retriable === true;
+  let hint = "";
+  if (
+    type === "UNKNOWN_TOPIC_OR_PARTITION" || /does not host this topic/.test(errorMessage(cause))
+  ) {
+    hint = `; statecast never creates topics: create "${topic}" first ` +
+      `(for the local broker: scripts/kafka topic ${topic} --partitions 3)`;
+  } else if (type === "MESSAGE_TOO_LARGE") {
+    hint = "; a message is larger than the topic's max.message.bytes";
+  } else if (type !== undefined && /AUTHORIZATION_FAILED/.test(type)) {
+    hint = "; check the ACLs of the producer's user";
+  }
+  return new StatecastError(
+    `Kafka did not accept messages for topic "${topic}": ${type ?? errorMessage(cause)}${hint}`,
+    { cause, retriable },
+  );
+}
+
+/**
+ * Mounts the Kafka topic `topic`, sending through the producer provided for `producerKey`.
+ * Call it inside `app.main()`. The target's identity is `(producerKey.name, topic)`.
+ *
+ * @example
+ * ```ts ignore
+ * const topic = await kafka.mountTopicTarget(PRODUCER, "rows");
+ * ```
+ */
+export function mountTopicTarget(
+  producerKey: ContextKey<KafkaProducer>,
+  topic: string,
+  options: TopicTargetOptions = {},
+): Promise<TopicTarget> {
+  const scope = currentMountScope("kafka.mountTopicTarget()");
+  const target = new TopicTarget(producerKey, scope.context.get(producerKey), topic, options);
+  scope.mountTarget(target as Target<never>);
+  return Promise.resolve(target);
+}

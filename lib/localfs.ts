@@ -1,0 +1,235 @@
+/**
+ * The local-filesystem source: the files under a folder, filtered by glob patterns on their
+ * relative POSIX path. A catch-up run scans once; live mode then watches for changes.
+ *
+ * @module
+ */
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join, relative, sep } from "node:path";
+import picomatch from "picomatch";
+import { type CsvRowsOptions, parseCsvRows } from "./csv.ts";
+import type { SourceItem } from "./engine.ts";
+import { StatecastError } from "./errors.ts";
+
+/** Options of {@linkcode walkDir}. */
+export interface WalkDirOptions {
+  /** Globs a relative path must match, e.g. `["**\/*.csv"]` (also matches top-level files). @default ["**"] */
+  include?: string[];
+  /** Globs that exclude a relative path. Hidden and editor temp files are always excluded. @default [] */
+  exclude?: string[];
+  /** Descend into subfolders. @default true */
+  recursive?: boolean;
+  /** Keep watching after the catch-up scan (only with `--live`). @default true */
+  live?: boolean;
+  /** Quiet window (ms) over which events on one path are coalesced in live mode. @default 50 */
+  debounceMs?: number;
+  /** Full rescan interval (ms) in live mode, to repair missed events; 0 turns it off. @default 3600000 */
+  rescanIntervalMs?: number;
+}
+
+/**
+ * Hidden files and folders (a segment starting with "."), editor backups and temp files
+ * (`x~`, `.x.swp`, `#x#`, `4913`, `x.tmp`, `x.part`, `x.crdownload`) are never items.
+ *
+ * @example
+ * ```ts
+ * import { isIgnoredPath } from "./localfs.ts";
+ * if (!isIgnoredPath("a/.b.csv.swp") || !isIgnoredPath("a.csv~") || isIgnoredPath("a/b.csv")) {
+ *   throw new Error();
+ * }
+ * ```
+ */
+export function isIgnoredPath(relativePath: string): boolean {
+  for (const segment of relativePath.split("/")) {
+    if (segment.startsWith(".")) return true;
+  }
+  const name = relativePath.slice(relativePath.lastIndexOf("/") + 1);
+  return name.endsWith("~") || name === "4913" || /^#.*#$/.test(name) ||
+    /\.(swp|swx|tmp|part|crdownload)$/i.test(name);
+}
+
+/** One file of a {@linkcode DirSource}. */
+export class FileItem implements SourceItem {
+  /** Relative POSIX path from the source root: the component id. */
+  readonly path: string;
+  /** Absolute (or root-relative) path on disk. */
+  readonly fullPath: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+  #bytes: Promise<Uint8Array> | undefined;
+
+  constructor(path: string, fullPath: string, size: number, mtimeMs: number) {
+    this.path = path;
+    this.fullPath = fullPath;
+    this.size = size;
+    this.mtimeMs = mtimeMs;
+  }
+
+  /** The file's bytes, read once. */
+  bytes(): Promise<Uint8Array> {
+    this.#bytes ??= readFile(this.fullPath).then(
+      (b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
+      (cause) => {
+        throw new StatecastError(`Cannot read "${this.path}": ${(cause as Error).message}`, {
+          cause,
+          path: this.path,
+        });
+      },
+    );
+    return this.#bytes;
+  }
+
+  /** The file as UTF-8 text (a BOM is kept; {@linkcode FileItem.csvRows} strips it). */
+  async text(): Promise<string> {
+    return decodeUtf8(await this.bytes(), this.path);
+  }
+
+  /**
+   * The CSV rows of the file as objects keyed by the header row's field names, in header order,
+   * values as strings. A malformed file throws a `StatecastError` naming the file and line.
+   */
+  async *csvRows(options: CsvRowsOptions = {}): AsyncGenerator<Record<string, string>> {
+    yield* parseCsvRows(await this.text(), this.path, options);
+  }
+}
+
+/** Decodes UTF-8; invalid bytes are an error naming the file and the line. */
+export function decodeUtf8(bytes: Uint8Array, path: string): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch (cause) {
+    const offset = firstInvalidUtf8(bytes);
+    let line = 1;
+    for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line++;
+    throw new StatecastError(
+      `Cannot decode "${path}" line ${line}: invalid UTF-8 at byte ${offset}`,
+      { cause, path, line },
+    );
+  }
+}
+
+/** Offset of the first byte that breaks UTF-8 well-formedness (bytes.length if none). */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    const n = b < 0x80
+      ? 0
+      : b >= 0xc2 && b < 0xe0
+      ? 1
+      : b >= 0xe0 && b < 0xf0
+      ? 2
+      : b >= 0xf0 && b < 0xf5
+      ? 3
+      : -1;
+    if (n < 0) return i;
+    for (let k = 1; k <= n; k++) {
+      const c = bytes[i + k];
+      if (c === undefined || (c & 0xc0) !== 0x80) return i;
+    }
+    const second = bytes[i + 1] ?? 0;
+    if (
+      (b === 0xe0 && second < 0xa0) || (b === 0xed && second > 0x9f) ||
+      (b === 0xf0 && second < 0x90) || (b === 0xf4 && second > 0x8f)
+    ) return i;
+    i += n + 1;
+  }
+  return i;
+}
+
+/** A folder of files, as a source of components. Iterate it for a catch-up listing. */
+export class DirSource implements AsyncIterable<FileItem> {
+  readonly root: string;
+  readonly recursive: boolean;
+  readonly live: boolean;
+  readonly debounceMs: number;
+  readonly rescanIntervalMs: number;
+  readonly #include: (path: string) => boolean;
+  readonly #exclude: (path: string) => boolean;
+
+  constructor(root: string, options: WalkDirOptions = {}) {
+    this.root = root;
+    this.recursive = options.recursive ?? true;
+    this.live = options.live ?? true;
+    this.debounceMs = options.debounceMs ?? 50;
+    this.rescanIntervalMs = options.rescanIntervalMs ?? 3_600_000;
+    this.#include = picomatch(options.include ?? ["**"], { dot: false });
+    const exclude = options.exclude ?? [];
+    this.#exclude = exclude.length === 0 ? () => false : picomatch(exclude, { dot: true });
+  }
+
+  /** Whether a relative POSIX path is an item of this source. */
+  matches(path: string): boolean {
+    if (isIgnoredPath(path)) return false;
+    if (!this.recursive && path.includes("/")) return false;
+    return this.#include(path) && !this.#exclude(path);
+  }
+
+  /** Stats one relative path; undefined when it is gone, not a file, or not matched. */
+  async item(path: string): Promise<FileItem | undefined> {
+    if (!this.matches(path)) return undefined;
+    const fullPath = join(this.root, ...path.split("/"));
+    try {
+      const s = await stat(fullPath);
+      return s.isFile() ? new FileItem(path, fullPath, s.size, s.mtimeMs) : undefined;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
+  /** Every matching file now, sorted by path. A missing root is an error naming it. */
+  async scan(): Promise<FileItem[]> {
+    try {
+      const s = await stat(this.root);
+      if (!s.isDirectory()) throw new StatecastError(`"${this.root}" is not a directory`);
+    } catch (cause) {
+      if (cause instanceof StatecastError) throw cause;
+      throw new StatecastError(`Cannot read the source folder "${this.root}": it does not exist`, {
+        cause,
+      });
+    }
+    const paths: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true });
+      for (const entry of entries) {
+        const full = join(dir, entry.name);
+        const rel = relative(this.root, full).split(sep).join("/");
+        if (entry.isDirectory()) {
+          if (this.recursive && !entry.name.startsWith(".")) await walk(full);
+        } else if ((entry.isFile() || entry.isSymbolicLink()) && this.matches(rel)) {
+          paths.push(rel);
+        }
+      }
+    };
+    await walk(this.root);
+    paths.sort();
+    const items: FileItem[] = [];
+    for (const path of paths) {
+      const item = await this.item(path);
+      if (item !== undefined) items.push(item);
+    }
+    return items;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<FileItem> {
+    yield* await this.scan();
+  }
+}
+
+/**
+ * A source of the files under `root` whose relative POSIX paths match `include` and not
+ * `exclude`.
+ *
+ * @example
+ * ```ts
+ * import { walkDir } from "./localfs.ts";
+ * const files = walkDir("./data", { include: ["**\/*.csv"] });
+ * if (!files.matches("a.csv") || !files.matches("x/b.csv") || files.matches("c.txt")) {
+ *   throw new Error();
+ * }
+ * ```
+ */
+export function walkDir(root: string, options: WalkDirOptions = {}): DirSource {
+  return new DirSource(root, options);
+}

@@ -1,0 +1,32 @@
+/**
+ * statecast: declare what a Kafka topic should hold as a function of your files; statecast
+ * derives the upserts and deletes and remembers what it sent.
+ *
+ * @module
+ */
+export {
+  App,
+  type AppFn,
+  type AppOptions,
+  type FnOptions,
+  type Lifespan,
+  type RunOptions,
+  type RunResult,
+  VERSION,
+} from "./app.ts";
+export { Context, ContextKey } from "./context.ts";
+export {
+  type Change,
+  type DeclaredState,
+  type Key,
+  reconcile,
+  type RoundSummary,
+  type Target,
+} from "./engine.ts";
+export { StatecastError } from "./errors.ts";
+export { type CsvRecord, parseCsvRecords, parseCsvRows } from "./csv.ts";
+export { StateStore } from "./state_store.ts";
+export * as kafka from "./kafka_target.ts";
+export * as localfs from "./localfs.ts";
+export type { FileItem } from "./localfs.ts";
+export type { TopicState, TopicTarget } from "./kafka_target.ts";

@@ -1,0 +1,278 @@
+/**
+ * The state store: what statecast remembers between runs, in libSQL (a local file by default,
+ * any libSQL URL otherwise). Per app it holds:
+ * - per component: the memo (size, mtime, content and logic fingerprints, when it was recorded);
+ * - per target and component: the fingerprint of every key the component declared, as one JSON
+ *   row (`[keyId, fp, keyId, fp, ...]`). One row per file keeps a commit to a few statements and
+ *   a start-up to one read per file, not one per key (see README, "State store").
+ *
+ * What was last *published* for a key is derived: the fingerprint of its owner (the first
+ * declaring component in path order). Commits happen only after the targets acknowledged, in one
+ * transaction, so the derived value is always what the target holds, or newer.
+ *
+ * @module
+ */
+import { mkdir } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { type Client, createClient, type InStatement } from "@libsql/client";
+import { StatecastError } from "./errors.ts";
+import type { Fingerprint } from "./fingerprint.ts";
+
+/** The schema this statecast writes. Bump it and add a migration when the layout changes. */
+export const SCHEMA_VERSION = 1;
+
+/** Migrations: `MIGRATIONS[v]` takes a store from version v to v + 1. */
+const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
+  [
+    `CREATE TABLE IF NOT EXISTS statecast_components (
+      app TEXT NOT NULL, component TEXT NOT NULL,
+      size INTEGER NOT NULL, mtime_ms REAL NOT NULL,
+      content_fp TEXT NOT NULL, logic_fp TEXT NOT NULL, recorded_at_ms REAL NOT NULL,
+      PRIMARY KEY (app, component)) WITHOUT ROWID`,
+    `CREATE TABLE IF NOT EXISTS statecast_declarations (
+      app TEXT NOT NULL, target TEXT NOT NULL, component TEXT NOT NULL,
+      key_count INTEGER NOT NULL, keys TEXT NOT NULL,
+      PRIMARY KEY (app, target, component)) WITHOUT ROWID`,
+  ],
+];
+
+/** The memo of one component. */
+export interface ComponentRecord {
+  size: number;
+  mtimeMs: number;
+  contentFingerprint: Fingerprint;
+  logicFingerprint: Fingerprint;
+  /** When the stat was taken (ms since the epoch). */
+  recordedAtMs: number;
+}
+
+/** Key id → fingerprint of the declared state. */
+export type KeyFingerprints = Map<string, Fingerprint>;
+
+/** Everything committed for one app. */
+export interface StoredState {
+  components: Map<string, ComponentRecord>;
+  /** Target id → component → keys. */
+  declarations: Map<string, Map<string, KeyFingerprints>>;
+}
+
+/** What one round commits. */
+export interface RoundCommit {
+  components: Map<string, ComponentRecord>;
+  /** Replaces the component's keys for the target; an empty map removes them. */
+  declarations: Array<{ target: string; component: string; keys: KeyFingerprints }>;
+  /** Components that are gone: their memo and all their keys are removed. */
+  removed: string[];
+}
+
+/** A summary per target, for `status`. */
+export interface TargetStatus {
+  target: string;
+  components: number;
+  keys: number;
+}
+
+/** Options of {@linkcode StateStore.open}. */
+export interface StateStoreOptions {
+  /** Auth token for a remote libSQL server. */
+  authToken?: string;
+}
+
+/** The libSQL state store. `await using` closes it. */
+export class StateStore implements AsyncDisposable {
+  readonly #client: Client;
+  readonly url: string;
+
+  private constructor(client: Client, url: string) {
+    this.#client = client;
+    this.url = url;
+  }
+
+  /**
+   * Opens (and creates or migrates) the store at `url`: `file:path` (relative to the working
+   * directory), `:memory:`, `libsql://...`, `http(s)://...`.
+   */
+  static async open(url: string, options: StateStoreOptions = {}): Promise<StateStore> {
+    let clientUrl = url;
+    if (url.startsWith("file:")) {
+      const path = resolve(url.slice("file:".length));
+      await mkdir(dirname(path), { recursive: true });
+      clientUrl = `file:${path}`;
+    }
+    let client: Client;
+    try {
+      client = createClient({
+        url: clientUrl,
+        ...(options.authToken === undefined ? {} : { authToken: options.authToken }),
+      });
+    } catch (cause) {
+      throw new StatecastError(`Cannot open the state store "${url}": ${String(cause)}`, { cause });
+    }
+    const store = new StateStore(client, url);
+    try {
+      if (clientUrl.startsWith("file:")) {
+        await client.execute("PRAGMA journal_mode=WAL");
+        await client.execute("PRAGMA busy_timeout=5000");
+      }
+      await store.#migrate();
+    } catch (cause) {
+      client.close();
+      if (cause instanceof StatecastError) throw cause;
+      throw new StatecastError(`Cannot open the state store "${url}": ${String(cause)}`, { cause });
+    }
+    return store;
+  }
+
+  async #migrate(): Promise<void> {
+    await this.#client.execute(
+      "CREATE TABLE IF NOT EXISTS statecast_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    );
+    const rows = await this.#client.execute(
+      "SELECT value FROM statecast_meta WHERE name = 'schema_version'",
+    );
+    const found = rows.rows.length === 0 ? 0 : Number(rows.rows[0]![0]);
+    if (found > SCHEMA_VERSION) {
+      throw new StatecastError(
+        `The state store "${this.url}" has schema version ${found}, newer than this statecast ` +
+          `(${SCHEMA_VERSION}); upgrade statecast, or use another --state`,
+      );
+    }
+    if (found === SCHEMA_VERSION) return;
+    const statements: InStatement[] = MIGRATIONS.slice(found).flat();
+    statements.push({
+      sql: "INSERT INTO statecast_meta (name, value) VALUES ('schema_version', ?) " +
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+      args: [String(SCHEMA_VERSION)],
+    });
+    await this.#client.batch(statements, "write");
+  }
+
+  /** Loads everything committed for `app`. */
+  async load(app: string): Promise<StoredState> {
+    const [components, declarations] = await this.#client.batch([
+      {
+        sql: "SELECT component, size, mtime_ms, content_fp, logic_fp, recorded_at_ms " +
+          "FROM statecast_components WHERE app = ?",
+        args: [app],
+      },
+      {
+        sql: "SELECT target, component, keys FROM statecast_declarations WHERE app = ?",
+        args: [app],
+      },
+    ], "read");
+    const state: StoredState = { components: new Map(), declarations: new Map() };
+    for (const row of components!.rows) {
+      state.components.set(String(row[0]), {
+        size: Number(row[1]),
+        mtimeMs: Number(row[2]),
+        contentFingerprint: String(row[3]),
+        logicFingerprint: String(row[4]),
+        recordedAtMs: Number(row[5]),
+      });
+    }
+    for (const row of declarations!.rows) {
+      const target = String(row[0]);
+      let byComponent = state.declarations.get(target);
+      if (byComponent === undefined) state.declarations.set(target, byComponent = new Map());
+      byComponent.set(String(row[1]), decodeKeys(String(row[2])));
+    }
+    return state;
+  }
+
+  /** Commits one round in one transaction. */
+  async commit(app: string, commit: RoundCommit): Promise<void> {
+    const statements: InStatement[] = [];
+    for (const component of commit.removed) {
+      statements.push(
+        {
+          sql: "DELETE FROM statecast_components WHERE app = ? AND component = ?",
+          args: [app, component],
+        },
+        {
+          sql: "DELETE FROM statecast_declarations WHERE app = ? AND component = ?",
+          args: [app, component],
+        },
+      );
+    }
+    for (const [component, r] of commit.components) {
+      statements.push({
+        sql: "INSERT INTO statecast_components " +
+          "(app, component, size, mtime_ms, content_fp, logic_fp, recorded_at_ms) " +
+          "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app, component) DO UPDATE SET " +
+          "size = excluded.size, mtime_ms = excluded.mtime_ms, content_fp = excluded.content_fp, " +
+          "logic_fp = excluded.logic_fp, recorded_at_ms = excluded.recorded_at_ms",
+        args: [
+          app,
+          component,
+          r.size,
+          r.mtimeMs,
+          r.contentFingerprint,
+          r.logicFingerprint,
+          r.recordedAtMs,
+        ],
+      });
+    }
+    for (const { target, component, keys } of commit.declarations) {
+      statements.push(
+        keys.size === 0
+          ? {
+            sql:
+              "DELETE FROM statecast_declarations WHERE app = ? AND target = ? AND component = ?",
+            args: [app, target, component],
+          }
+          : {
+            sql: "INSERT INTO statecast_declarations (app, target, component, key_count, keys) " +
+              "VALUES (?, ?, ?, ?, ?) ON CONFLICT (app, target, component) DO UPDATE SET " +
+              "key_count = excluded.key_count, keys = excluded.keys",
+            args: [app, target, component, keys.size, encodeKeys(keys)],
+          },
+      );
+    }
+    if (statements.length > 0) await this.#client.batch(statements, "write");
+  }
+
+  /** Forgets everything of `app`: the next run re-sends every declared state. */
+  async reset(app: string): Promise<void> {
+    await this.#client.batch([
+      { sql: "DELETE FROM statecast_components WHERE app = ?", args: [app] },
+      { sql: "DELETE FROM statecast_declarations WHERE app = ?", args: [app] },
+    ], "write");
+  }
+
+  /** Targets of `app` with their numbers of components and keys. */
+  async targets(app: string): Promise<TargetStatus[]> {
+    const rs = await this.#client.execute({
+      sql: "SELECT target, COUNT(*), SUM(key_count) FROM statecast_declarations WHERE app = ? " +
+        "GROUP BY target ORDER BY target",
+      args: [app],
+    });
+    return rs.rows.map((r) => ({
+      target: String(r[0]),
+      components: Number(r[1]),
+      keys: Number(r[2]),
+    }));
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.#client.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
+  }
+}
+
+function encodeKeys(keys: KeyFingerprints): string {
+  const flat: string[] = [];
+  for (const [id, fp] of keys) flat.push(id, fp);
+  return JSON.stringify(flat);
+}
+
+function decodeKeys(text: string): KeyFingerprints {
+  const flat = JSON.parse(text) as string[];
+  const keys: KeyFingerprints = new Map();
+  for (let i = 0; i < flat.length; i += 2) keys.set(flat[i]!, flat[i + 1]!);
+  return keys;
+}

@@ -1,0 +1,51 @@
+// statecast: every row of every CSV file under DATA_DIR becomes one message on KAFKA_TOPIC,
+// keyed by the row's first column, valued by the row as JSON. Edit it to fit your data.
+//
+//   deno run -A main.ts            catch up once, then exit (non-zero if a file failed)
+//   deno run -A main.ts --live     catch up, then keep watching
+//   deno run -A main.ts --help     all options (--dry-run, --reset, status, ...)
+import { App, ContextKey, kafka, localfs } from "./lib/mod.ts";
+import { Kafka, logLevel, type Producer } from "kafkajs";
+import process from "node:process";
+
+const env = (name: string, fallback: string) => process.env[name] || fallback;
+const PRODUCER = new ContextKey<Producer>("kafka_producer");
+
+const app = new App({ name: "CsvToKafka" });
+
+app.lifespan(async (ctx) => {
+  const username = process.env.KAFKA_SASL_USERNAME;
+  const client = new Kafka({
+    clientId: "statecast",
+    brokers: env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092").split(","),
+    logLevel: logLevel.ERROR,
+    connectionTimeout: 5000,
+    retry: { retries: 3 },
+    ...(username
+      ? {
+        ssl: true,
+        sasl: { mechanism: "plain", username, password: process.env.KAFKA_SASL_PASSWORD ?? "" },
+      }
+      : {}),
+  });
+  const producer = client.producer({ idempotent: true, allowAutoTopicCreation: false });
+  await producer.connect();
+  ctx.provide(PRODUCER, producer);
+  return () => producer.disconnect();
+});
+
+const processCsv = app.fn({ memo: true }, async (file, topic: kafka.TopicTarget) => {
+  let keyField: string | undefined;
+  for await (const row of file.csvRows()) {
+    keyField ??= Object.keys(row)[0]; // the header's first column is the key
+    topic.declareTargetState({ key: row[keyField!]!, value: JSON.stringify(row) });
+  }
+});
+
+app.main(async () => {
+  const topic = await kafka.mountTopicTarget(PRODUCER, env("KAFKA_TOPIC", "statecast-csv-rows"));
+  const files = localfs.walkDir(env("DATA_DIR", "./data"), { include: ["**/*.csv"], live: true });
+  await app.mountEach(processCsv, files, topic);
+});
+
+await app.cli();

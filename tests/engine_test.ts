@@ -1,0 +1,205 @@
+// The engine against a real libSQL store and an in-memory target that records what it was given.
+// End-to-end behaviour on a real broker is in pipeline_e2e_test.ts.
+import assert from "node:assert/strict";
+import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Change, type ComponentFn, Engine, keyId, type Target } from "../lib/engine.ts";
+import { fingerprint, initFingerprints } from "../lib/fingerprint.ts";
+import { type FileItem, walkDir } from "../lib/localfs.ts";
+import { StateStore } from "../lib/state_store.ts";
+
+await initFingerprints();
+
+interface Row {
+  key: string;
+  value: string;
+}
+
+class RecordingTarget implements Target<Row> {
+  readonly id = "memory:rows";
+  batches: Array<Array<Change<Row>>> = [];
+  failNext = false;
+  fingerprint(state: Row) {
+    return fingerprint(state.value);
+  }
+  apply(changes: ReadonlyArray<Change<Row>>): Promise<void> {
+    if (this.failNext) {
+      this.failNext = false;
+      return Promise.reject(new Error("broker down"));
+    }
+    this.batches.push([...changes]);
+    return Promise.resolve();
+  }
+  /** Changes of the last round as "+key=value" / "-key", sorted. */
+  last(): string[] {
+    return (this.batches.pop() ?? []).map((c) =>
+      c.kind === "upsert" ? `+${keyId(c.key)}=${c.state.value}` : `-${keyId(c.key)}`
+    ).sort();
+  }
+}
+
+async function fixture() {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-engine-"));
+  await writeFile(join(dir, "data.keep"), "");
+  const dataDir = join(dir, "data");
+  await Deno.mkdir(dataDir);
+  const target = new RecordingTarget();
+  const stateUrl = `file:${join(dir, "state.db")}`;
+  let runs = 0;
+  let version = "1";
+  const fn = (): ComponentFn<FileItem> => ({
+    memo: true,
+    logicFingerprint: fingerprint(`logic-${version}`),
+    onDuplicateKey: "error",
+    run: async (item) => {
+      runs++;
+      for await (const row of item.csvRows()) {
+        const { key, ...rest } = row;
+        const value = version.startsWith("1") ? JSON.stringify(rest) : JSON.stringify({ ...rest, v: 2 });
+        (await import("../lib/engine.ts")).declare(target, { key: key!, value });
+      }
+    },
+  });
+  const source = walkDir(dataDir, { include: ["**/*.csv"] });
+  const round = async () => {
+    await using store = await StateStore.open(stateUrl);
+    const engine = new Engine(store, "test");
+    engine.addTarget(target);
+    await engine.load();
+    const before = runs;
+    const summary = await engine.round(fn(), await source.scan(), { fullScan: true });
+    return { summary, runs: runs - before, changes: target.last() };
+  };
+  const write = (name: string, text: string) => writeFile(join(dataDir, name), text);
+  return {
+    dir,
+    dataDir,
+    target,
+    round,
+    write,
+    setVersion: (v: string) => version = v,
+    [Symbol.asyncDispose]: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+// Files written within RACY_WINDOW_MS of a scan are hashed rather than trusted by stat; that is
+// the behaviour under test for "not parsed", so the files get an old mtime.
+async function age(path: string) {
+  const old = new Date(Date.now() - 60_000);
+  await Deno.utime(path, old, old);
+}
+
+Deno.test("Engine.round() sends one upsert per row, then nothing, without parsing unchanged files", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\n");
+  await age(join(f.dataDir, "a.csv"));
+  const first = await f.round();
+  assert.deepEqual(first.changes, ['+k1={"n":"1"}', '+k2={"n":"2"}']);
+  const second = await f.round();
+  assert.deepEqual(second.changes, []);
+  assert.equal(second.runs, 0, "an unchanged file is not parsed");
+  assert.equal(second.summary.unchanged, 1);
+});
+
+Deno.test("Engine.round() hashes a recently written file instead of trusting its stat", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\n");
+  await f.round();
+  const again = await f.round();
+  assert.equal(again.runs, 0, "same content: not parsed");
+  assert.deepEqual(again.changes, []);
+});
+
+Deno.test("Engine.round() sends an edit, an added row, a removed row and a deleted file", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\nk3,3\n");
+  await f.write("b.csv", "key,n\nb1,1\n");
+  await f.round();
+  await f.write("a.csv", "key,n\nk1,1\nk2,20\nk4,4\n");
+  assert.deepEqual((await f.round()).changes, ['+k2={"n":"20"}', '+k4={"n":"4"}', "-k3"]);
+  await rm(join(f.dataDir, "b.csv"));
+  assert.deepEqual((await f.round()).changes, ["-b1"]);
+});
+
+Deno.test("Engine.round() sends nothing for a renamed file with the same content", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\n");
+  await f.round();
+  await rename(join(f.dataDir, "a.csv"), join(f.dataDir, "renamed.csv"));
+  const r = await f.round();
+  assert.deepEqual(r.changes, []);
+  assert.equal(r.summary.upserts + r.summary.deletes, 0);
+});
+
+Deno.test("Engine.round() fails a file that declares a key twice, naming both lines, and keeps its rows", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\n");
+  await f.write("b.csv", "key,n\nb1,1\n");
+  await f.round();
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\nk1,3\n");
+  await f.write("b.csv", "key,n\nb1,2\n");
+  const r = await f.round();
+  assert.equal(r.summary.failed.length, 1);
+  assert.equal(
+    (r.summary.failed[0]!.error as Error).message,
+    'Duplicate key "k1" in "a.csv": declared at line 2 and again at line 4',
+  );
+  assert.deepEqual(
+    r.changes,
+    ['+b1={"n":"2"}'],
+    "the other file goes on; nothing of a.csv is retracted",
+  );
+  await f.write("a.csv", "key,n\nk1,1\n");
+  assert.deepEqual((await f.round()).changes, ["-k2"], "a fixed file is tried again");
+});
+
+Deno.test("Engine.round() publishes the first path's value for a key in two files, and hands it over", async () => {
+  await using f = await fixture();
+  await f.write("b.csv", "key,n\nshared,from-b\n");
+  assert.deepEqual((await f.round()).changes, ['+shared={"n":"from-b"}']);
+  await f.write("a.csv", "key,n\nshared,from-a\n");
+  const conflict = await f.round();
+  assert.deepEqual(conflict.changes, ['+shared={"n":"from-a"}']);
+  assert.match(
+    conflict.summary.conflicts[0]!,
+    /"shared" .* declared by "a.csv" and "b.csv"; publishing the value from "a.csv"/,
+  );
+  await rm(join(f.dataDir, "a.csv"));
+  const handover = await f.round();
+  assert.deepEqual(
+    handover.changes,
+    ['+shared={"n":"from-b"}'],
+    "an upsert from b.csv, not a tombstone",
+  );
+  await rm(join(f.dataDir, "b.csv"));
+  assert.deepEqual((await f.round()).changes, ["-shared"]);
+});
+
+Deno.test("Engine.round() commits nothing when the target fails, and re-sends next round", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\n");
+  f.target.failNext = true;
+  const failed = await f.round();
+  assert.equal(failed.summary.committed, false);
+  assert.match(String(failed.summary.applyError), /broker down/);
+  assert.deepEqual((await f.round()).changes, ['+k1={"n":"1"}']);
+});
+
+Deno.test("Engine.round() re-runs every file when the logic changes and sends only changed values", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\n");
+  await f.write("b.csv", "key,n\nk2,2\n");
+  await f.round();
+  f.setVersion("2");
+  const r = await f.round();
+  assert.equal(r.runs, 2);
+  assert.deepEqual(r.changes, ['+k1={"n":"1","v":2}', '+k2={"n":"2","v":2}']);
+  f.setVersion("1");
+  await f.round();
+  // Same output bytes under a new logic: re-run, nothing sent.
+  f.setVersion("1b");
+  const same = await f.round();
+  assert.equal(same.runs, 2);
+  assert.deepEqual(same.changes, []);
+});
