@@ -18,7 +18,7 @@ app.lifespan(async (ctx) => {
   const client = new Kafka({
     clientId: "statecast",
     brokers: env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092").split(","),
-    logLevel: logLevel.ERROR,
+    logLevel: logLevel.NOTHING, // statecast reports failures itself, naming topic and address
     connectionTimeout: 5000,
     retry: { retries: 3 },
     ...(username

@@ -20,7 +20,7 @@ import {
   type SourceItem,
 } from "./engine.ts";
 import { errorMessage } from "./errors.ts";
-import { type Fingerprint, fingerprint, initFingerprints } from "./fingerprint.ts";
+import { fingerprint, initFingerprints } from "./fingerprint.ts";
 import type { DirSource, FileItem } from "./localfs.ts";
 import { StateStore } from "./state_store.ts";
 
@@ -56,7 +56,8 @@ export interface FnOptions {
 export interface AppFn<A extends unknown[]> {
   readonly run: (file: FileItem, ...args: A) => Promise<void> | void;
   readonly memo: boolean;
-  readonly logicFingerprint: Fingerprint;
+  /** What the logic fingerprint covers: statecast's state format, the version, the source. */
+  readonly logic: string;
   readonly onDuplicateKey: OnDuplicateKey;
 }
 
@@ -186,7 +187,7 @@ export class App {
     return {
       run,
       memo: options.memo ?? false,
-      logicFingerprint: fingerprint(`${STATE_FORMAT}\n${options.version ?? ""}\n${run.toString()}`),
+      logic: `${STATE_FORMAT}\n${options.version ?? ""}\n${run.toString()}`,
       onDuplicateKey: options.onDuplicateKey ?? "error",
     };
   }
@@ -216,7 +217,7 @@ export class App {
           await fn.run(item, ...args);
         },
         memo: fn.memo,
-        logicFingerprint: fn.logicFingerprint,
+        logicFingerprint: fingerprint(fn.logic),
         onDuplicateKey: fn.onDuplicateKey,
       },
     });

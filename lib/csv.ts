@@ -4,10 +4,10 @@
  * names the fields. Every record knows the line it starts on, so an error names the file and the
  * line. (Why a parser of our own rather than an npm one: README, "Dependencies".)
  *
- * Lenient where RFC 4180 is silent and data is not lost: a `"` inside an unquoted field is kept
- * as a character (`5" disk`), and blank lines are skipped. Strict where guessing would lose
- * data: an unterminated quoted field, text after a closing quote, and a record whose field count
- * differs from the header are errors.
+ * Blank lines are skipped (as Go's encoding/csv and @std/csv do; `""` is an empty field, not a
+ * blank line). Strict where guessing could lose data: an unterminated quoted field, a `"` inside
+ * an unquoted field, text after a closing quote, and a record whose field count differs from the
+ * header are errors naming the line. A lone CR ends a line, as in old Mac files.
  *
  * @module
  */
@@ -89,6 +89,12 @@ export function* parseCsvRecords(text: string, options: CsvOptions = {}): Genera
         while (i < n) {
           c = text.charCodeAt(i);
           if (c === SEP || c === LF || c === CR) break;
+          if (c === QUOTE) {
+            throw new SyntaxError(
+              `line ${line}: '"' inside an unquoted field (RFC 4180: quote the whole field ` +
+                `and double each quote inside it, as in "5"" disk")`,
+            );
+          }
           i++;
         }
         fields.push(text.slice(start, i));

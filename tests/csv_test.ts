@@ -43,8 +43,12 @@ Deno.test("parseCsvRecords() rejects text after a closing quote", () => {
   assert.throws(() => fields('a\n"x"y\n'), /line 2: unexpected "y" after a closing quote/);
 });
 
-Deno.test("parseCsvRecords() keeps a quote inside an unquoted field as a character", () => {
-  assert.deepEqual(fields('a\n5" disk\n'), [["a"], ['5" disk']]);
+Deno.test("parseCsvRecords() rejects a quote inside an unquoted field, as RFC 4180 does", () => {
+  assert.throws(
+    () => fields('a\nok\n5" disk\n'),
+    /^SyntaxError: line 3: '"' inside an unquoted field/,
+  );
+  assert.deepEqual(fields('a\n"5"" disk"\n'), [["a"], ['5" disk']]);
 });
 
 Deno.test("parseCsvRows() keys rows by the header, in header order", () => {

@@ -56,7 +56,9 @@ async function fixture() {
       runs++;
       for await (const row of item.csvRows()) {
         const { key, ...rest } = row;
-        const value = version.startsWith("1") ? JSON.stringify(rest) : JSON.stringify({ ...rest, v: 2 });
+        const value = version.startsWith("1")
+          ? JSON.stringify(rest)
+          : JSON.stringify({ ...rest, v: 2 });
         (await import("../lib/engine.ts")).declare(target, { key: key!, value });
       }
     },

@@ -1,0 +1,182 @@
+/**
+ * Independent read-back of what landed in Kafka, for tests.
+ *
+ * Reads with `kcat` (librdkafka, Debian package `kcat`; `scripts/install-deps` installs it), not
+ * with kafkajs, so a test does not check statecast's Kafka client against itself. `kcat -J`
+ * prints one JSON object per message, with `"payload": null` for a null value (a tombstone) and
+ * `"payload": ""` for an empty string, and the same for keys.
+ *
+ * Only `Deno.Command` is used (no npm imports); needs --allow-run and --allow-env.
+ */
+
+/** One message as read back, in (partition, offset) order. */
+export interface ReadbackMessage {
+  partition: number;
+  offset: number;
+  /** null when the message has no key. */
+  key: string | null;
+  /** null for a tombstone (null value); "" for an empty value. */
+  value: string | null;
+  /** Header name → value; a repeated name keeps its last value; a null header value reads "". */
+  headers: Record<string, string>;
+}
+
+export interface ReadTopicOptions {
+  /** Bootstrap servers; default env KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092. */
+  brokers?: string;
+  /** Give up (kill kcat, throw) after this long; default 30 000 ms. */
+  timeoutMs?: number;
+}
+
+const DEFAULT_BROKERS = "127.0.0.1:9092";
+
+function defaultBrokers(): string {
+  const env = Deno.env.get("KAFKA_BOOTSTRAP_SERVERS")?.trim();
+  return env ? env : DEFAULT_BROKERS;
+}
+
+/** What one line of `kcat -J` output looks like (fields we use). */
+interface KcatJsonMessage {
+  partition: number;
+  offset: number;
+  key: string | null;
+  payload: string | null;
+  headers?: Array<string | null>;
+}
+
+/**
+ * Read every message of `topic`, all partitions, from the beginning up to the end as of now,
+ * sorted by (partition, offset). Throws if the topic does not exist, the broker cannot be
+ * reached, or kcat fails or runs past `timeoutMs`; the error carries kcat's stderr.
+ */
+export async function readTopic(
+  topic: string,
+  opts: ReadTopicOptions = {},
+): Promise<ReadbackMessage[]> {
+  const brokers = opts.brokers ?? defaultBrokers();
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const args = [
+    "-b",
+    brokers,
+    "-C", // consumer mode, all partitions (no -p)
+    "-t",
+    topic,
+    "-o",
+    "beginning",
+    "-e", // exit once every partition has reached its end
+    "-q",
+    "-J",
+    "-m", // metadata timeout (s): fail rather than hang on an unreachable broker
+    String(Math.max(1, Math.ceil(timeoutMs / 1000))),
+    "-X",
+    "allow.auto.create.topics=false",
+  ];
+  const out = await runKcat(args, timeoutMs, `reading topic '${topic}' from ${brokers}`);
+
+  const messages: ReadbackMessage[] = [];
+  for (const line of out.split("\n")) {
+    if (line.trim() === "") continue;
+    let m: KcatJsonMessage;
+    try {
+      m = JSON.parse(line) as KcatJsonMessage;
+    } catch (e) {
+      throw new Error(`kcat -J printed a line that is not JSON: ${JSON.stringify(line)} (${e})`);
+    }
+    const headers: Record<string, string> = {};
+    const h = m.headers ?? [];
+    for (let i = 0; i + 1 < h.length; i += 2) {
+      const name = h[i];
+      if (name == null) continue;
+      headers[name] = h[i + 1] ?? "";
+    }
+    messages.push({
+      partition: m.partition,
+      offset: m.offset,
+      key: m.key,
+      value: m.payload,
+      headers,
+    });
+  }
+  messages.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+  return messages;
+}
+
+/**
+ * Create `name` with `partitions` partitions (replication factor 1) through `scripts/kafka topic`;
+ * a topic that already exists is fine. `compact` sets cleanup.policy=compact. The broker port is
+ * taken from KAFKA_PORT, else from the first of `brokers` / KAFKA_BOOTSTRAP_SERVERS.
+ */
+export async function createTopic(
+  name: string,
+  partitions = 1,
+  opts: { compact?: boolean; brokers?: string } = {},
+): Promise<void> {
+  const script = decodeURIComponent(new URL("../scripts/kafka", import.meta.url).pathname);
+  const args = ["topic", name, "--partitions", String(partitions)];
+  if (opts.compact) args.push("--compact");
+  const env: Record<string, string> = {};
+  if (!Deno.env.get("KAFKA_PORT") || opts.brokers) {
+    const first = (opts.brokers ?? defaultBrokers()).split(",")[0] ?? "";
+    const port = /:(\d+)\s*$/.exec(first)?.[1];
+    if (port) env.KAFKA_PORT = port;
+  }
+  let res: Deno.CommandOutput;
+  try {
+    res = await new Deno.Command("bash", {
+      args: [script, ...args],
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (e) {
+    throw new Error(`could not run ${script}: ${e}`);
+  }
+  if (!res.success) {
+    const dec = new TextDecoder();
+    throw new Error(
+      `scripts/kafka ${args.join(" ")} failed (exit ${res.code}):\n` +
+        dec.decode(res.stderr) + dec.decode(res.stdout),
+    );
+  }
+}
+
+async function runKcat(args: string[], timeoutMs: number, what: string): Promise<string> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  let res: Deno.CommandOutput;
+  try {
+    res = await new Deno.Command("kcat", {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: ac.signal,
+    }).output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(
+        "kcat is not installed (needed to read Kafka topics back in tests): " +
+          "run scripts/install-deps, or apt-get install -y kcat",
+      );
+    }
+    throw new Error(`${what}: could not run kcat: ${e}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  const dec = new TextDecoder();
+  const stderr = dec.decode(res.stderr).trim();
+  if (ac.signal.aborted) {
+    throw new Error(
+      `${what}: kcat did not finish within ${timeoutMs} ms` +
+        (stderr ? `; stderr:\n${stderr}` : ""),
+    );
+  }
+  if (!res.success) {
+    throw new Error(
+      `${what}: kcat failed (exit ${res.code}${res.signal ? `, ${res.signal}` : ""}) ` +
+        `running: kcat ${args.join(" ")}` + (stderr ? `\n${stderr}` : ""),
+    );
+  }
+  return dec.decode(res.stdout);
+}

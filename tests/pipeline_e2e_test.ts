@@ -1,0 +1,273 @@
+// The catch-up pipeline end to end: main.ts runs as its own process against the real broker
+// (`scripts/kafka up`), and what landed is read back with kcat, not with kafkajs.
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createTopic, type ReadbackMessage, readTopic } from "./_kafka_readback.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const BROKERS = Deno.env.get("KAFKA_BOOTSTRAP_SERVERS") ?? "127.0.0.1:9092";
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface RunOptions {
+  env?: Record<string, string>;
+  main?: string;
+  args?: string[];
+}
+
+/** A data folder, a state store and a fresh 3-partition topic, for one test. */
+async function pipeline(name: string) {
+  const dir = await mkdtemp(join(tmpdir(), `statecast-e2e-${name}-`));
+  const data = join(dir, "data");
+  await mkdir(data);
+  const topic = `e2e-${name}-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 3);
+  const seen = new Set<string>();
+  const p = {
+    dir,
+    data,
+    topic,
+    /** Runs `main` (default main.ts) once, as a user would. */
+    async run(options: RunOptions = {}): Promise<Run> {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", options.main ?? "main.ts", ...(options.args ?? [])],
+        cwd: ROOT,
+        env: {
+          KAFKA_BOOTSTRAP_SERVERS: BROKERS,
+          KAFKA_TOPIC: topic,
+          DATA_DIR: data,
+          STATECAST_STATE: `file:${join(dir, "state.db")}`,
+          NO_COLOR: "1",
+          ...options.env,
+        },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const dec = new TextDecoder();
+      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    },
+    /** Runs main.ts and expects success. */
+    async ok(options: RunOptions = {}): Promise<Run> {
+      const r = await p.run(options);
+      assert.equal(r.code, 0, `main.ts failed:\n${r.stderr}`);
+      return r;
+    },
+    write: (path: string, text: string) => writeFile(join(data, path), text),
+    /** Every message on the topic so far. */
+    all: (): Promise<ReadbackMessage[]> => readTopic(topic, { brokers: BROKERS }),
+    /** The messages that landed since the last call, as "key=value" / "key=null", sorted. */
+    async fresh(): Promise<string[]> {
+      const all = await readTopic(topic, { brokers: BROKERS });
+      const landed = all.filter((m) => !seen.has(`${m.partition}:${m.offset}`));
+      for (const m of landed) seen.add(`${m.partition}:${m.offset}`);
+      return landed.map(show).sort();
+    },
+    [Symbol.asyncDispose]: () => rm(dir, { recursive: true, force: true }),
+  };
+  return p;
+}
+
+function show(m: ReadbackMessage): string {
+  return `${m.key}=${m.value === null ? "null" : m.value}`;
+}
+
+const row = (json: Record<string, string>) => JSON.stringify(json);
+
+Deno.test("main.ts sends one message per row, then nothing, then exactly what changed", async () => {
+  await using p = await pipeline("catchup");
+  await p.write("products.csv", "sku,name,price\nA1,Desk,10\nA2,Chair,20\nA3,Lamp,5\n");
+  await p.write("employees.csv", "emp_id,first\nE1,Ada\n");
+  const first = await p.ok();
+  assert.deepEqual(await p.fresh(), [
+    `A1=${row({ sku: "A1", name: "Desk", price: "10" })}`,
+    `A2=${row({ sku: "A2", name: "Chair", price: "20" })}`,
+    `A3=${row({ sku: "A3", name: "Lamp", price: "5" })}`,
+    `E1=${row({ emp_id: "E1", first: "Ada" })}`,
+  ]);
+  assert.match(first.stderr, /2 files scanned, 0 unchanged, 0 failed; 4 upserts, 0 deletes/);
+
+  const second = await p.ok();
+  assert.deepEqual(await p.fresh(), [], "nothing changed: nothing sent");
+  assert.match(second.stderr, /2 files scanned, 2 unchanged, 0 failed; 0 upserts, 0 deletes/);
+
+  await p.write("products.csv", "sku,name,price\nA1,Desk,12\nA2,Chair,20\nA3,Lamp,5\n");
+  await p.ok();
+  assert.deepEqual(await p.fresh(), [`A1=${row({ sku: "A1", name: "Desk", price: "12" })}`]);
+
+  await p.write("products.csv", "sku,name,price\nA1,Desk,12\nA2,Chair,20\nA3,Lamp,5\nA4,Rug,7\n");
+  await p.ok();
+  assert.deepEqual(await p.fresh(), [`A4=${row({ sku: "A4", name: "Rug", price: "7" })}`]);
+
+  await p.write("products.csv", "sku,name,price\nA1,Desk,12\nA3,Lamp,5\nA4,Rug,7\n");
+  await p.ok();
+  assert.deepEqual(await p.fresh(), ["A2=null"], "a removed row is one tombstone");
+
+  await rm(join(p.data, "products.csv"));
+  await p.ok();
+  assert.deepEqual(await p.fresh(), ["A1=null", "A3=null", "A4=null"]);
+
+  await mkdir(join(p.data, "sub"));
+  await p.write("sub/new.csv", "id,x\nN1,1\n");
+  await p.ok();
+  assert.deepEqual(
+    await p.fresh(),
+    [`N1=${row({ id: "N1", x: "1" })}`],
+    "a new file, in a subfolder",
+  );
+
+  // Tombstones are true nulls: kcat tells them from empty strings.
+  const tombstones = (await p.all()).filter((m) => m.value === null);
+  assert.equal(tombstones.length, 4);
+});
+
+Deno.test("main.ts re-sends nothing when the bootstrap address changes or the file is renamed", async () => {
+  await using p = await pipeline("identity");
+  await p.write("a.csv", "id,v\nk1,1\nk2,2\n");
+  await p.ok();
+  assert.equal((await p.fresh()).length, 2);
+  await p.ok({ env: { KAFKA_BOOTSTRAP_SERVERS: `localhost:${BROKERS.split(":").at(-1)}` } });
+  assert.deepEqual(await p.fresh(), [], "same context key name and topic: same target");
+  await rename(join(p.data, "a.csv"), join(p.data, "b.csv"));
+  const renamed = await p.ok();
+  assert.deepEqual(await p.fresh(), [], "a renamed file with the same content sends nothing");
+  assert.match(renamed.stderr, /0 upserts, 0 deletes/);
+});
+
+Deno.test("main.ts re-runs every file after a code change and sends only rows whose bytes changed", async () => {
+  await using p = await pipeline("logic");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  await p.write("b.csv", "id,v\nk2,2\n");
+  await p.ok();
+  await p.fresh();
+  // The same job with a changed processing function: rows of a.csv get a new field.
+  const source = await readFile(join(ROOT, "main.ts"), "utf8");
+  const changed = source
+    .replaceAll('"./lib/mod.ts"', '"../../lib/mod.ts"')
+    .replace(
+      "value: JSON.stringify(row)",
+      'value: JSON.stringify(file.path === "a.csv" ? { ...row, file: file.path } : row)',
+    );
+  assert.notEqual(changed, source, "main.ts still has the shape this test edits");
+  const variant = join(ROOT, ".cache", "e2e", `main_${p.topic}.ts`);
+  await mkdir(join(ROOT, ".cache", "e2e"), { recursive: true });
+  await writeFile(variant, changed);
+  try {
+    const r = await p.ok({ main: variant });
+    assert.match(r.stderr, /2 files scanned, 0 unchanged/, "every file re-ran");
+    assert.deepEqual(await p.fresh(), [`k1=${row({ id: "k1", v: "1", file: "a.csv" })}`]);
+  } finally {
+    await rm(variant, { force: true });
+  }
+});
+
+Deno.test("main.ts fails a file with a duplicate key or a broken quote, and the other files flow", async () => {
+  await using p = await pipeline("failures");
+  await p.write("a.csv", "id,v\nk1,1\nk2,2\n");
+  await p.write("good.csv", "id,v\ng1,1\n");
+  await p.ok();
+  await p.fresh();
+  await p.write("a.csv", "id,v\nk1,1\nk2,2\nk1,3\n");
+  await p.write("broken.csv", 'id,v\nb1,1\nb2,"open\n');
+  await p.write("good.csv", "id,v\ng1,2\n");
+  const r = await p.run();
+  assert.equal(r.code, 1, "a failed file makes the run exit non-zero");
+  assert.match(r.stderr, /Duplicate key "k1" in "a.csv": declared at line 2 and again at line 4/);
+  assert.match(r.stderr, /Cannot parse "broken.csv" line 3: quoted field is never closed/);
+  assert.match(r.stderr, /3 files scanned, 0 unchanged, 2 failed; 1 upserts, 0 deletes/);
+  assert.deepEqual(
+    await p.fresh(),
+    [`g1=${row({ id: "g1", v: "2" })}`],
+    "nothing of a.csv is retracted",
+  );
+  // Fixed, the file goes out on the next run.
+  await p.write("broken.csv", 'id,v\nb1,1\nb2,"closed"\n');
+  await p.write("a.csv", "id,v\nk1,3\nk2,2\n");
+  await p.ok();
+  assert.deepEqual(await p.fresh(), [
+    `b1=${row({ id: "b1", v: "1" })}`,
+    `b2=${row({ id: "b2", v: "closed" })}`,
+    `k1=${row({ id: "k1", v: "3" })}`,
+  ]);
+});
+
+Deno.test("main.ts publishes a key held by two files from the first path, then hands it over", async () => {
+  await using p = await pipeline("conflict");
+  await p.write("b.csv", "id,v\nshared,from-b\nonly-b,1\n");
+  await p.write("a.csv", "id,v\nshared,from-a\n");
+  const r = await p.ok();
+  assert.match(
+    r.stderr,
+    /"shared" .* declared by "a.csv" and "b.csv"; publishing the value from "a.csv"/,
+  );
+  assert.deepEqual(await p.fresh(), [
+    `only-b=${row({ id: "only-b", v: "1" })}`,
+    `shared=${row({ id: "shared", v: "from-a" })}`,
+  ]);
+  await rm(join(p.data, "a.csv"));
+  await p.ok();
+  assert.deepEqual(
+    await p.fresh(),
+    [`shared=${row({ id: "shared", v: "from-b" })}`],
+    "no tombstone",
+  );
+});
+
+Deno.test("main.ts sends every key to the same partition, across runs and restarts", async () => {
+  await using p = await pipeline("partitions");
+  const rows = (v: number) =>
+    "id,v\n" + Array.from({ length: 60 }, (_, i) => `key-${i},${v}`).join("\n") + "\n";
+  await p.write("a.csv", rows(1));
+  await p.ok();
+  await p.write("a.csv", rows(2));
+  await p.ok();
+  const all = await p.all();
+  assert.equal(all.length, 120);
+  const partitionOf = new Map<string, Set<number>>();
+  for (const m of all) {
+    partitionOf.set(m.key!, (partitionOf.get(m.key!) ?? new Set()).add(m.partition));
+  }
+  assert.equal(partitionOf.size, 60);
+  for (const [key, partitions] of partitionOf) assert.equal(partitions.size, 1, key);
+  assert.equal(new Set(all.map((m) => m.partition)).size, 3, "keys spread over the 3 partitions");
+});
+
+Deno.test("main.ts re-sends after a crash between the broker's ack and the state commit", async () => {
+  await using p = await pipeline("crash");
+  await p.write("a.csv", "id,v\nk1,1\nk2,2\n");
+  const crashed = await p.run({ env: { STATECAST_TEST_CRASH: "after-apply" } });
+  assert.equal(crashed.code, 70, crashed.stderr);
+  assert.equal((await p.fresh()).length, 2, "the broker had acknowledged both");
+  await p.ok();
+  assert.deepEqual(
+    await p.fresh(),
+    [`k1=${row({ id: "k1", v: "1" })}`, `k2=${row({ id: "k2", v: "2" })}`],
+    "not committed, so sent again: at least once",
+  );
+  await p.ok();
+  assert.deepEqual(await p.fresh(), [], "committed now");
+  // A crash after an edit re-sends the edit, and a delete is never lost either.
+  await p.write("a.csv", "id,v\nk1,1\n");
+  assert.equal((await p.run({ env: { STATECAST_TEST_CRASH: "after-apply" } })).code, 70);
+  assert.deepEqual(await p.fresh(), ["k2=null"]);
+  await p.ok();
+  assert.deepEqual(await p.fresh(), ["k2=null"]);
+});
+
+Deno.test("main.ts --dry-run prints the changes and sends and commits nothing", async () => {
+  await using p = await pipeline("dryrun");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  const dry = await p.ok({ args: ["--dry-run"] });
+  assert.match(
+    dry.stdout,
+    /upsert kafka:kafka_producer\/e2e-dryrun-\S+ "k1" \{"id":"k1","v":"1"\}/,
+  );
+  assert.deepEqual(await p.fresh(), []);
+  await p.ok();
+  assert.equal((await p.fresh()).length, 1, "the real run still sends it");
+});
