@@ -6,7 +6,6 @@
  */
 import process from "node:process";
 
-declare const Deno: { version: { deno: string } } | undefined;
 declare const Bun: { version: string } | undefined;
 
 /** Which runtime runs us, and its version. */
@@ -41,4 +40,80 @@ export function exit(code: number): never {
 /** The command-line arguments after the script. */
 export function args(): string[] {
   return process.argv.slice(2);
+}
+
+/** One batch of file-system events: absolute paths, or a request to rescan everything. */
+export interface WatchEvent {
+  paths: string[];
+  /** The runtime lost events (queue overflow) or could not say which path changed. */
+  rescan: boolean;
+}
+
+interface DenoWatcher extends AsyncIterable<{ paths: string[]; flag?: string }> {
+  close(): void;
+}
+declare const Deno: {
+  version: { deno: string };
+  watchFs(paths: string, options: { recursive: boolean }): DenoWatcher;
+} | undefined;
+
+/**
+ * Watches the tree under `root` (recursively) until `signal` aborts: `Deno.watchFs` on Deno,
+ * `node:fs` `watch(..., { recursive: true })` on Bun and Node. Directories are watched, not
+ * single files, so editors that save by renaming a temp file over the original are seen.
+ */
+export async function* watchTree(root: string, signal: AbortSignal): AsyncGenerator<WatchEvent> {
+  if (signal.aborted) return;
+  if (typeof Deno !== "undefined") {
+    const watcher = Deno.watchFs(root, { recursive: true });
+    const close = () => {
+      try {
+        watcher.close();
+      } catch { /* already closed */ }
+    };
+    signal.addEventListener("abort", close, { once: true });
+    try {
+      for await (const event of watcher) {
+        yield { paths: event.paths, rescan: event.flag === "rescan" };
+      }
+    } finally {
+      signal.removeEventListener("abort", close);
+      close();
+    }
+    return;
+  }
+  const { watch } = await import("node:fs");
+  const { join } = await import("node:path");
+  const queue: WatchEvent[] = [];
+  let wake: (() => void) | undefined;
+  const push = (event: WatchEvent) => {
+    queue.push(event);
+    wake?.();
+  };
+  const watcher = watch(root, { recursive: true }, (_type, filename) => {
+    push(
+      filename == null
+        ? { paths: [], rescan: true }
+        : { paths: [join(root, String(filename))], rescan: false },
+    );
+  });
+  watcher.on("error", () => push({ paths: [], rescan: true }));
+  const stop = () => {
+    watcher.close();
+    wake?.();
+  };
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    while (!signal.aborted) {
+      if (queue.length === 0) {
+        await new Promise<void>((resolve) => wake = resolve);
+        wake = undefined;
+        continue;
+      }
+      yield queue.shift()!;
+    }
+  } finally {
+    signal.removeEventListener("abort", stop);
+    watcher.close();
+  }
 }

@@ -6,7 +6,7 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { args as runtimeArgs, exit, stderrIsTerminal } from "./_runtime.ts";
+import { args as runtimeArgs, exit, onStopSignal, stderrIsTerminal } from "./_runtime.ts";
 import { loadEnvFile } from "./_env_file.ts";
 import { Context, withMountScope } from "./context.ts";
 import {
@@ -22,6 +22,7 @@ import {
 import { errorMessage } from "./errors.ts";
 import { fingerprint, initFingerprints } from "./fingerprint.ts";
 import type { DirSource, FileItem } from "./localfs.ts";
+import { runLive } from "./live.ts";
 import { StateStore } from "./state_store.ts";
 
 /** statecast's version. */
@@ -29,6 +30,9 @@ export const VERSION = "0.1.0";
 
 /** Part of every logic fingerprint: bump when what components record changes meaning. */
 const STATE_FORMAT = "statecast-state/1";
+
+/** After a stop signal, the process exits within this long whatever is in flight. */
+const STOP_DEADLINE_MS = 1800;
 
 /** The default state store, relative to the working directory. */
 export const DEFAULT_STATE_URL = "file:.statecast/state.db";
@@ -254,8 +258,15 @@ export class App {
       });
       result.summaries.push(summary);
       if (!this.#report(summary, log, options.dryRun ?? false)) result.exitCode = 1;
-      if (options.live) {
-        log.warn("--live is not available yet: the catch-up run is done, exiting");
+      if (options.live && !options.dryRun && !options.signal?.aborted) {
+        await runLive(engine, mount.fn, mount.source, {
+          signal: options.signal ?? new AbortController().signal,
+          onReady: () => log.info(`${this.name}: watching "${mount.source.root}" (Ctrl-C to stop)`),
+          onRound: (summary, changed) => {
+            result.summaries.push(summary);
+            this.#reportLive(summary, changed, log);
+          },
+        });
       }
     } finally {
       this.#mounts = undefined;
@@ -292,6 +303,32 @@ export class App {
       dryRun,
     });
     return summary.failed.length === 0 && summary.applyError === undefined;
+  }
+
+  /** One log line per live round, plus its failures and conflicts. */
+  #reportLive(summary: RoundSummary, changed: number, log: Log): void {
+    for (const conflict of summary.conflicts) log.warn(conflict);
+    for (const failure of summary.failed) {
+      log.error(errorMessage(failure.error), { path: failure.path });
+    }
+    if (summary.applyError !== undefined) {
+      log.error(`nothing was committed, retrying: ${errorMessage(summary.applyError)}`);
+    }
+    const ms = Math.round(summary.elapsedMs);
+    log.info(
+      `${this.name}: live: ${changed} files changed, ${summary.upserts} upserts, ` +
+        `${summary.deletes} deletes, ${ms} ms${summary.committed ? "" : " (not committed)"}`,
+      {
+        app: this.name,
+        live: true,
+        changedFiles: changed,
+        failedFiles: summary.failed.length,
+        upserts: summary.upserts,
+        deletes: summary.deletes,
+        ms,
+        committed: summary.committed,
+      },
+    );
   }
 
   /** Prints what the state store holds for this app. */
@@ -375,14 +412,27 @@ export class App {
         console.error(`${this.name}: state forgotten; the next run re-sends every row`);
         return exit(0);
       }
+      // First SIGINT/SIGTERM: stop watching, let the round in flight finish (nothing is
+      // committed before the broker acked it), disconnect, exit; if that takes too long, exit
+      // anyway: an uncommitted round is simply sent again next time. Second SIGINT: exit now.
+      const controller = new AbortController();
+      let stopCode: number | undefined;
+      onStopSignal((signal) => {
+        const code = signal === "SIGINT" ? 130 : 143;
+        if (stopCode !== undefined) return exit(code);
+        stopCode = code;
+        controller.abort();
+        setTimeout(() => exit(code), STOP_DEADLINE_MS);
+      });
       const result = await this.run({
         live: values.live ?? false,
         dryRun: values["dry-run"] ?? false,
         state,
         quiet: values.quiet ?? false,
         logFormat,
+        signal: controller.signal,
       });
-      return exit(result.exitCode);
+      return exit(stopCode ?? result.exitCode);
     } catch (error) {
       const log = new Log(false, logFormat === "json");
       log.error(errorMessage(error));

@@ -178,8 +178,11 @@ export class DirSource implements AsyncIterable<FileItem> {
     }
   }
 
-  /** Every matching file now, sorted by path. A missing root is an error naming it. */
-  async scan(): Promise<FileItem[]> {
+  /**
+   * Every matching file now (under the relative folder `under`, if given), sorted by path. A
+   * missing root is an error naming it; a missing `under` is empty.
+   */
+  async scan(under = ""): Promise<FileItem[]> {
     try {
       const s = await stat(this.root);
       if (!s.isDirectory()) throw new StatecastError(`"${this.root}" is not a directory`);
@@ -202,7 +205,12 @@ export class DirSource implements AsyncIterable<FileItem> {
         }
       }
     };
-    await walk(this.root);
+    try {
+      await walk(under === "" ? this.root : join(this.root, ...under.split("/")));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (under === "" || (code !== "ENOENT" && code !== "ENOTDIR")) throw error;
+    }
     paths.sort();
     const items: FileItem[] = [];
     for (const path of paths) {

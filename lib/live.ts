@@ -1,0 +1,152 @@
+/**
+ * Live mode: after the catch-up round, watch the source folder and reconcile what changed.
+ * Only *when* reconcile runs differs from a catch-up run: same components, same targets, same
+ * commit protocol.
+ *
+ * Events are coalesced per path over a quiet window (`debounceMs`), then one partial round runs
+ * over the paths seen. One round at a time; events during a round go into the next. A deleted
+ * folder is one event for the folder (Deno reports it so), so a path that is gone retracts every
+ * component under it. A periodic full rescan, and an immediate one when the runtime reports lost
+ * events, repair anything the watcher missed.
+ *
+ * @module
+ */
+import { stat } from "node:fs/promises";
+import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import { watchTree } from "./_runtime.ts";
+import type { ComponentFn, Engine, RoundSummary } from "./engine.ts";
+import { type DirSource, type FileItem, isIgnoredPath } from "./localfs.ts";
+
+/** Options of {@linkcode runLive}. */
+export interface LiveOptions {
+  /** Stops watching; the round in flight finishes first. */
+  signal: AbortSignal;
+  /** Called after every round that had something to do. */
+  onRound: (summary: RoundSummary, changedPaths: number) => void;
+  /** Called once the watcher is set up. */
+  onReady?: () => void;
+}
+
+/** Longest wait before retrying a round whose target failed. */
+const MAX_RETRY_MS = 30_000;
+
+/** Watches `source` and runs partial rounds of `fn` until `options.signal` aborts. */
+export async function runLive(
+  engine: Engine,
+  fn: ComponentFn<FileItem>,
+  source: DirSource,
+  options: LiveOptions,
+): Promise<void> {
+  const { signal } = options;
+  const root = resolve(source.root);
+  const pending = new Set<string>();
+  let fullRescan: boolean = false;
+  let ready: boolean = false;
+  let wake: (() => void) | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const schedule = (delayMs: number) => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      ready = true;
+      wake?.();
+    }, delayMs);
+  };
+  const onAbort = () => wake?.();
+  signal.addEventListener("abort", onAbort, { once: true });
+
+  const rescanEvery = source.rescanIntervalMs > 0
+    ? setInterval(() => {
+      fullRescan = true;
+      schedule(0);
+    }, source.rescanIntervalMs)
+    : undefined;
+
+  // Collect events in the background; the loop below drains them.
+  const watching = (async () => {
+    for await (const event of watchTree(root, signal)) {
+      if (event.rescan) fullRescan = true;
+      for (const path of event.paths) {
+        const rel = relative(root, isAbsolute(path) ? path : join(root, path));
+        if (rel.startsWith("..")) continue;
+        const posix = rel.split(sep).join("/");
+        if (posix === "") fullRescan = true;
+        else if (!isIgnoredPath(posix)) pending.add(posix);
+      }
+      if (fullRescan || pending.size > 0) schedule(source.debounceMs);
+    }
+  })();
+  options.onReady?.();
+
+  let failures = 0;
+  try {
+    while (!signal.aborted) {
+      if (!ready) {
+        await new Promise<void>((r) => wake = r);
+        wake = undefined;
+        continue;
+      }
+      ready = false;
+      const paths = [...pending];
+      pending.clear();
+      const full: boolean = fullRescan;
+      fullRescan = false;
+      const summary = full
+        ? await engine.round(fn, await source.scan(), { fullScan: true })
+        : await partialRound(engine, fn, source, paths);
+      if (summary === undefined) continue;
+      options.onRound(summary, full ? summary.scanned : paths.length);
+      if (summary.applyError !== undefined) {
+        // Nothing was committed: the same paths go again, after a growing pause.
+        for (const p of paths) pending.add(p);
+        fullRescan ||= full;
+        failures++;
+        schedule(Math.min(MAX_RETRY_MS, 500 * 2 ** failures));
+      } else failures = 0;
+    }
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    if (timer !== undefined) clearTimeout(timer);
+    if (rescanEvery !== undefined) clearInterval(rescanEvery);
+    await watching.catch(() => {});
+  }
+}
+
+/** One round over the paths that changed; undefined when none of them is a component. */
+async function partialRound(
+  engine: Engine,
+  fn: ComponentFn<FileItem>,
+  source: DirSource,
+  paths: string[],
+): Promise<RoundSummary | undefined> {
+  const known = new Set(engine.knownComponents());
+  const items = new Map<string, FileItem>();
+  const removed = new Set<string>();
+  const removeUnder = (prefix: string, except: Map<string, FileItem>) => {
+    for (const c of known) if (c.startsWith(prefix + "/") && !except.has(c)) removed.add(c);
+  };
+  for (const path of paths) {
+    let kind: "file" | "dir" | "gone" = "gone";
+    try {
+      const s = await stat(join(source.root, ...path.split("/")));
+      kind = s.isDirectory() ? "dir" : s.isFile() ? "file" : "gone";
+    } catch { /* gone */ }
+    if (kind === "file") {
+      const item = await source.item(path);
+      if (item !== undefined) items.set(path, item);
+    } else if (kind === "dir") {
+      const under = new Map((await source.scan(path)).map((i) => [i.path, i]));
+      for (const [p, i] of under) items.set(p, i);
+      removeUnder(path, under);
+    } else {
+      if (known.has(path)) removed.add(path);
+      removeUnder(path, items);
+    }
+  }
+  for (const p of items.keys()) removed.delete(p);
+  if (items.size === 0 && removed.size === 0) return undefined;
+  return await engine.round(fn, [...items.values()], {
+    removed,
+    resolve: (path) => source.item(path),
+  });
+}
