@@ -10,6 +10,7 @@ import { args as runtimeArgs, exit, onStopSignal, stderrIsTerminal } from "./_ru
 import { loadEnvFile } from "./_env_file.ts";
 import { Context, withMountScope } from "./context.ts";
 import {
+  type ComponentFailure,
   type ComponentFn,
   Engine,
   keyId,
@@ -279,9 +280,7 @@ export class App {
   #report(summary: RoundSummary, log: Log, dryRun: boolean): boolean {
     for (const change of summary.changes) console.log(formatChange(change));
     for (const conflict of summary.conflicts) log.warn(conflict);
-    for (const failure of summary.failed) {
-      log.error(errorMessage(failure.error), { path: failure.path });
-    }
+    for (const failure of summary.failed) this.#reportFailure(failure, log);
     if (summary.applyError !== undefined) {
       log.error(`nothing was committed: ${errorMessage(summary.applyError)}`);
     }
@@ -305,12 +304,17 @@ export class App {
     return summary.failed.length === 0 && summary.applyError === undefined;
   }
 
+  #reportFailure(failure: ComponentFailure, log: Log): void {
+    const message = errorMessage(failure.error);
+    log.error(message.includes(`"${failure.path}"`) ? message : `"${failure.path}": ${message}`, {
+      path: failure.path,
+    });
+  }
+
   /** One log line per live round, plus its failures and conflicts. */
   #reportLive(summary: RoundSummary, changed: number, log: Log): void {
     for (const conflict of summary.conflicts) log.warn(conflict);
-    for (const failure of summary.failed) {
-      log.error(errorMessage(failure.error), { path: failure.path });
-    }
+    for (const failure of summary.failed) this.#reportFailure(failure, log);
     if (summary.applyError !== undefined) {
       log.error(`nothing was committed, retrying: ${errorMessage(summary.applyError)}`);
     }

@@ -422,63 +422,119 @@ export class Engine {
     summary.processed += removed.size;
 
     // Plan per target. When a key's new owner is a component that did not run, its value is not
-    // in memory: run that component too (at most once) and plan again.
-    let plan: Map<string, Array<Change<DeclaredState>>>;
-    let noops: number;
-    for (;;) {
-      const needed = new Set<string>();
-      ({ plan, noops } = this.#plan(ran, needed, summary.conflicts));
-      const missing = [...needed].filter((c) => !ran.has(c));
-      if (missing.length === 0) break;
-      for (const c of missing) {
-        const item = itemsByPath.get(c) ?? await options.resolve?.(c);
-        if (item !== undefined) await runOne(item, true);
-        if (!ran.has(c)) {
-          // The key's next owner cannot be read now. Publishing anything for the key could be
-          // wrong, so the round commits nothing and is retried as a whole.
-          summary.applyError = new StatecastError(
-            `"${c}" must be read again (it now owns keys another file stopped declaring) ` +
-              "but could not be; nothing was published this round",
-            { path: c },
-          );
-          summary.elapsedMs = performance.now() - started;
-          return summary;
+    // in memory: run that component too and plan again.
+    type Group = Map<string, Map<string, Map<string, Collected>>>;
+    const planFor = async (group: Group, conflicts: string[]) => {
+      for (;;) {
+        const needed = new Set<string>();
+        const result = this.#plan(group, needed, conflicts);
+        const missing = [...needed].filter((c) => !group.has(c));
+        if (missing.length === 0) return result;
+        for (const c of missing) {
+          if (!ran.has(c)) {
+            const item = itemsByPath.get(c) ?? await options.resolve?.(c);
+            if (item !== undefined) await runOne(item, true);
+          }
+          const declared = ran.get(c);
+          if (declared === undefined) {
+            // The key's next owner cannot be read now. Publishing anything for the key could be
+            // wrong, so nothing of this is published and it is retried as a whole.
+            return new StatecastError(
+              `"${c}" must be read again (it now owns keys another file stopped declaring) ` +
+                "but could not be; nothing was published this round",
+              { path: c },
+            );
+          }
+          group.set(c, declared);
         }
       }
-    }
-    summary.unchangedKeys = noops;
-    for (const [target, changes] of plan) {
-      for (const change of changes) {
-        if (change.kind === "upsert") summary.upserts++;
-        else summary.deletes++;
-        if (options.keepChanges) {
-          summary.changes.push(
-            change.kind === "upsert"
-              ? { target, kind: "upsert", key: change.key, state: change.state }
-              : { target, kind: "delete", key: change.key },
-          );
-        }
-      }
-    }
-
-    if (options.dryRun) {
-      summary.elapsedMs = performance.now() - started;
-      return summary;
-    }
-    try {
+    };
+    const count = (plan: Map<string, Array<Change<DeclaredState>>>) => {
       for (const [target, changes] of plan) {
-        if (changes.length > 0) await this.#targets.get(target)!.apply(changes);
+        for (const change of changes) {
+          if (change.kind === "upsert") summary.upserts++;
+          else summary.deletes++;
+          if (options.keepChanges) {
+            summary.changes.push(
+              change.kind === "upsert"
+                ? { target, kind: "upsert", key: change.key, state: change.state }
+                : { target, kind: "delete", key: change.key },
+            );
+          }
+        }
       }
-    } catch (error) {
-      summary.applyError = error;
+    };
+    const finish = () => {
       summary.elapsedMs = performance.now() - started;
       return summary;
+    };
+
+    const planned = await planFor(ran, summary.conflicts);
+    if (planned instanceof Error) {
+      summary.applyError = planned;
+      return finish();
+    }
+    summary.unchangedKeys = planned.noops;
+    count(planned.plan);
+    if (options.dryRun) return finish();
+    try {
+      await this.#apply(planned.plan);
+    } catch (error) {
+      if (!isRefusal(error)) {
+        summary.applyError = error;
+        return finish();
+      }
+      // The target refused some of the data itself (a message too large...): trying again will
+      // not help, so find the files it comes from. Apply and commit file by file; a refused
+      // file fails like a file that cannot be parsed, and the others go through.
+      summary.upserts = summary.deletes = 0;
+      summary.changes = [];
+      for (const c of [...ran.keys()].sort()) {
+        if (!ran.has(c) || summary.failed.some((f) => f.path === c)) continue;
+        const group: Group = new Map([[c, ran.get(c)!]]);
+        const one = await planFor(group, []);
+        if (one instanceof Error) {
+          summary.applyError = one;
+          return finish();
+        }
+        try {
+          await this.#apply(one.plan);
+        } catch (error) {
+          if (!isRefusal(error)) {
+            summary.applyError = error;
+            return finish();
+          }
+          for (const member of group.keys()) summary.failed.push({ path: member, error });
+          for (const member of group.keys()) ran.delete(member);
+          continue;
+        }
+        count(one.plan);
+        const memo = new Map([...group.keys()].flatMap((m) => {
+          const r = memoUpdates.get(m);
+          return r === undefined ? [] : [[m, r] as const];
+        }));
+        await this.#commit(group, memo, new Set([...group.keys()].filter((m) => removed.has(m))));
+        for (const member of group.keys()) {
+          ran.delete(member);
+          memoUpdates.delete(member);
+        }
+      }
+      // What is left: memo rows of files whose content did not change.
+      for (const f of summary.failed) memoUpdates.delete(f.path);
+      await this.#commit(new Map(), memoUpdates, new Set());
+      summary.committed = true;
+      return finish();
     }
     testHook("after-apply");
     await this.#commit(ran, memoUpdates, removed);
     summary.committed = true;
-    summary.elapsedMs = performance.now() - started;
-    return summary;
+    return finish();
+  }
+
+  async #apply(plan: Map<string, Array<Change<DeclaredState>>>): Promise<void> {
+    for (const [target, changes] of plan) {
+      if (changes.length > 0) await this.#targets.get(target)!.apply(changes);
+    }
   }
 
   #plan(
@@ -603,6 +659,14 @@ export class Engine {
       else byComponent.set(component, keys);
     }
   }
+}
+
+/**
+ * Whether a target refused the data itself, so that sending it again cannot succeed (a message
+ * larger than the topic allows). Targets say so with `StatecastError({ refused: true })`.
+ */
+function isRefusal(error: unknown): boolean {
+  return error instanceof StatecastError && error.refused;
 }
 
 /** A failure injected by tests through `STATECAST_TEST_CRASH=<point>`: the process dies there. */

@@ -16,6 +16,12 @@ export interface StatecastErrorOptions {
   line?: number;
   /** Whether trying again later may succeed (a broker that is down, a timeout). @default false */
   retriable?: boolean;
+  /**
+   * A target refused the data itself (a message too large, an invalid record): sending the
+   * same data again fails again, so the engine fails the files it came from, not the round.
+   * @default false
+   */
+  refused?: boolean;
 }
 
 /**
@@ -36,12 +42,14 @@ export class StatecastError extends Error {
   readonly path: string | undefined;
   readonly line: number | undefined;
   readonly retriable: boolean;
+  readonly refused: boolean;
 
   constructor(message: string, options: StatecastErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.path = options.path;
     this.line = options.line;
     this.retriable = options.retriable ?? false;
+    this.refused = options.refused ?? false;
   }
 }
 

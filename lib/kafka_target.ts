@@ -129,6 +129,15 @@ function kafkaErrorType(error: unknown): string | undefined {
   return undefined;
 }
 
+/** Kafka errors about the messages themselves: sending them again fails again. */
+const REFUSALS = new Set([
+  "MESSAGE_TOO_LARGE",
+  "RECORD_LIST_TOO_LARGE",
+  "INVALID_RECORD",
+  "CORRUPT_MESSAGE",
+  "INVALID_TIMESTAMP",
+]);
+
 function describeKafkaError(cause: unknown, topic: string): StatecastError {
   const type = kafkaErrorType(cause);
   const retriable = (cause as { retriable?: unknown })?.retriable === true;
@@ -145,7 +154,7 @@ function describeKafkaError(cause: unknown, topic: string): StatecastError {
   }
   return new StatecastError(
     `Kafka did not accept messages for topic "${topic}": ${type ?? errorMessage(cause)}${hint}`,
-    { cause, retriable },
+    { cause, retriable, refused: type !== undefined && REFUSALS.has(type) },
   );
 }
 

@@ -109,11 +109,12 @@ export async function readTopic(
 export async function createTopic(
   name: string,
   partitions = 1,
-  opts: { compact?: boolean; brokers?: string } = {},
+  opts: { compact?: boolean; brokers?: string; configs?: Record<string, string> } = {},
 ): Promise<void> {
   const script = decodeURIComponent(new URL("../scripts/kafka", import.meta.url).pathname);
   const args = ["topic", name, "--partitions", String(partitions)];
   if (opts.compact) args.push("--compact");
+  for (const [k, v] of Object.entries(opts.configs ?? {})) args.push("--config", `${k}=${v}`);
   const env: Record<string, string> = {};
   if (!Deno.env.get("KAFKA_PORT") || opts.brokers) {
     const first = (opts.brokers ?? defaultBrokers()).split(",")[0] ?? "";

@@ -4,40 +4,13 @@ import assert from "node:assert/strict";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Change, type ComponentFn, Engine, keyId, type Target } from "../lib/engine.ts";
+import { type ComponentFn, declare, Engine } from "../lib/engine.ts";
+import { RecordingTarget } from "./_recording_target.ts";
 import { fingerprint, initFingerprints } from "../lib/fingerprint.ts";
 import { type FileItem, walkDir } from "../lib/localfs.ts";
 import { StateStore } from "../lib/state_store.ts";
 
 await initFingerprints();
-
-interface Row {
-  key: string;
-  value: string;
-}
-
-class RecordingTarget implements Target<Row> {
-  readonly id = "memory:rows";
-  batches: Array<Array<Change<Row>>> = [];
-  failNext = false;
-  fingerprint(state: Row) {
-    return fingerprint(state.value);
-  }
-  apply(changes: ReadonlyArray<Change<Row>>): Promise<void> {
-    if (this.failNext) {
-      this.failNext = false;
-      return Promise.reject(new Error("broker down"));
-    }
-    this.batches.push([...changes]);
-    return Promise.resolve();
-  }
-  /** Changes of the last round as "+key=value" / "-key", sorted. */
-  last(): string[] {
-    return (this.batches.pop() ?? []).map((c) =>
-      c.kind === "upsert" ? `+${keyId(c.key)}=${c.state.value}` : `-${keyId(c.key)}`
-    ).sort();
-  }
-}
 
 async function fixture() {
   const dir = await mkdtemp(join(tmpdir(), "statecast-engine-"));
@@ -59,7 +32,7 @@ async function fixture() {
         const value = version.startsWith("1")
           ? JSON.stringify(rest)
           : JSON.stringify({ ...rest, v: 2 });
-        (await import("../lib/engine.ts")).declare(target, { key: key!, value });
+        declare(target, { key: key!, value });
       }
     },
   });
@@ -204,4 +177,23 @@ Deno.test("Engine.round() re-runs every file when the logic changes and sends on
   const same = await f.round();
   assert.equal(same.runs, 2);
   assert.deepEqual(same.changes, []);
+});
+
+Deno.test("Engine.round() fails only the file whose data the target refuses; the others commit", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\n");
+  await f.write("b.csv", "key,n\nb1,1\n");
+  await f.round();
+  await f.write("a.csv", "key,n\nk1,TOO-BIG\nk2,2\n");
+  await f.write("b.csv", "key,n\nb1,2\n");
+  await f.write("c.csv", "key,n\nc1,1\n");
+  const r = await f.round();
+  assert.deepEqual(r.summary.failed.map((x) => x.path), ["a.csv"]);
+  assert.match(String(r.summary.failed[0]!.error), /MESSAGE_TOO_LARGE/);
+  assert.deepEqual(r.changes, ['+b1={"n":"2"}', '+c1={"n":"1"}']);
+  assert.equal(r.summary.committed, true);
+  assert.equal(r.summary.upserts, 2);
+  // a.csv was not committed: fixed, it goes out whole; b.csv and c.csv are not sent again.
+  await f.write("a.csv", "key,n\nk1,small\nk2,2\n");
+  assert.deepEqual((await f.round()).changes, ['+k1={"n":"small"}', '+k2={"n":"2"}']);
 });

@@ -1,0 +1,42 @@
+// An in-memory target that records what the engine gave it, for engine-level tests. End-to-end
+// tests use the real broker instead.
+import { type Change, keyId, type Target } from "../lib/engine.ts";
+import { StatecastError } from "../lib/errors.ts";
+import { fingerprint } from "../lib/fingerprint.ts";
+
+export interface Row {
+  key: string;
+  value: string;
+}
+
+export class RecordingTarget implements Target<Row> {
+  readonly id = "memory:rows";
+  batches: Array<Array<Change<Row>>> = [];
+  failNext = false;
+  /** Values containing this are refused as a broker refuses a message that is too large. */
+  refuse = "TOO-BIG";
+  fingerprint(state: Row) {
+    return fingerprint(state.value);
+  }
+  apply(changes: ReadonlyArray<Change<Row>>): Promise<void> {
+    if (this.failNext) {
+      this.failNext = false;
+      return Promise.reject(new Error("broker down"));
+    }
+    if (changes.some((c) => c.kind === "upsert" && c.state.value.includes(this.refuse))) {
+      return Promise.reject(
+        new StatecastError("MESSAGE_TOO_LARGE", { refused: true }),
+      );
+    }
+    this.batches.push([...changes]);
+    return Promise.resolve();
+  }
+  /** Changes of the last round as "+key=value" / "-key", sorted. */
+  last(): string[] {
+    const batches = this.batches;
+    this.batches = [];
+    return batches.flat().map((c) =>
+      c.kind === "upsert" ? `+${keyId(c.key)}=${c.state.value}` : `-${keyId(c.key)}`
+    ).sort();
+  }
+}

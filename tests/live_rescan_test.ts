@@ -1,0 +1,80 @@
+// runLive() repairs what the watcher cannot see with its periodic full rescan. A file reached
+// through a symlink changes without any event in the watched folder: only a rescan finds it.
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type ComponentFn, declare, Engine } from "../lib/engine.ts";
+import { fingerprint, initFingerprints } from "../lib/fingerprint.ts";
+import { runLive } from "../lib/live.ts";
+import { type FileItem, walkDir } from "../lib/localfs.ts";
+import { StateStore } from "../lib/state_store.ts";
+import { RecordingTarget } from "./_recording_target.ts";
+
+await initFingerprints();
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+for (
+  const [name, rescanIntervalMs, expectRescan] of [
+    ["finds a change no event reported with the periodic rescan", 300, true],
+    ["does not rescan when the interval is 0", 0, false],
+  ] as const
+) {
+  Deno.test(`runLive() ${name}`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), "statecast-rescan-"));
+    const data = join(dir, "data");
+    await mkdir(data);
+    await writeFile(join(dir, "outside.csv"), "key,n\nk1,1\n");
+    await symlink(join(dir, "outside.csv"), join(data, "linked.csv"));
+    const target = new RecordingTarget();
+    const fn: ComponentFn<FileItem> = {
+      memo: true,
+      logicFingerprint: fingerprint("rescan-test"),
+      onDuplicateKey: "error",
+      run: async (item) => {
+        for await (const { key, n } of item.csvRows()) declare(target, { key: key!, value: n! });
+      },
+    };
+    const controller = new AbortController();
+    const store = await StateStore.open(`file:${join(dir, "state.db")}`);
+    try {
+      const engine = new Engine(store, "rescan");
+      engine.addTarget(target);
+      await engine.load();
+      const source = walkDir(data, { include: ["**/*.csv"], rescanIntervalMs, debounceMs: 20 });
+      await engine.round(fn, await source.scan(), { fullScan: true });
+      assert.deepEqual(target.last(), ["+k1=1"]);
+
+      let rounds = 0;
+      const live = runLive(engine, fn, source, {
+        signal: controller.signal,
+        onRound: () => rounds++,
+      });
+      await sleep(100);
+      await writeFile(join(dir, "outside.csv"), "key,n\nk1,2\n"); // no event under data/
+      if (expectRescan) {
+        await until(() => target.batches.length > 0, "the rescan to send the change");
+        assert.deepEqual(target.last(), ["+k1=2"]);
+      } else {
+        await sleep(1_000);
+        assert.deepEqual(target.last(), [], "without rescans the change stays unseen");
+        assert.equal(rounds, 0);
+      }
+      controller.abort();
+      await live;
+    } finally {
+      controller.abort();
+      store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
