@@ -117,3 +117,16 @@ export async function* watchTree(root: string, signal: AbortSignal): AsyncGenera
     watcher.close();
   }
 }
+
+// kafkajs 2.2.4 schedules a timer with a negative delay when it is not throttled (its request
+// queue starts from `throttledUntil = -1`); Deno and Bun then print a TimeoutNegativeWarning on
+// every run. The timer fires at once as intended, so that one warning is dropped, nothing else.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const type = typeof rest[0] === "string"
+    ? rest[0]
+    : (rest[0] as { type?: string } | undefined)?.type ??
+      (warning instanceof Error ? warning.name : undefined);
+  if (type === "TimeoutNegativeWarning") return;
+  (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;

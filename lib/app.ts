@@ -234,7 +234,7 @@ export class App {
     if (this.#main === undefined) throw new TypeError("app.main() was never called");
     const log = new Log(options.quiet ?? false, options.logFormat === "json");
     await initFingerprints();
-    const url = options.state ?? process.env.STATECAST_STATE ?? DEFAULT_STATE_URL;
+    const url = options.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
     await using store = await StateStore.open(url);
     const context = new Context();
     const cleanup = await this.#lifespan?.(context);
@@ -287,9 +287,8 @@ export class App {
     const seconds = (summary.elapsedMs / 1000).toFixed(2);
     const line = `${summary.scanned} files scanned, ${summary.unchanged} unchanged, ` +
       `${summary.failed.length} failed; ${summary.upserts} upserts, ${summary.deletes} deletes, ` +
-      `${summary.unchangedKeys} unchanged rows; ${seconds} s${
-        dryRun ? " (dry run: nothing sent)" : ""
-      }`;
+      `${summary.unchangedKeys} unchanged rows; ${seconds} s` +
+      (dryRun ? " (dry run: nothing sent)" : summary.committed ? "" : " (not committed)");
     log.info(`${this.name}: ${line}`, {
       app: this.name,
       files: summary.scanned,
@@ -404,7 +403,7 @@ export class App {
     }
     try {
       loadEnvFile(values["env-file"] ?? ".env", values["env-file"] === undefined);
-      const state = values.state ?? process.env.STATECAST_STATE ?? DEFAULT_STATE_URL;
+      const state = values.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
       if (command === "status") {
         await this.status(state);
         return exit(0);

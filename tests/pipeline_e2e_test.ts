@@ -1,81 +1,9 @@
 // The catch-up pipeline end to end: main.ts runs as its own process against the real broker
 // (`scripts/kafka up`), and what landed is read back with kcat, not with kafkajs.
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createTopic, type ReadbackMessage, readTopic } from "./_kafka_readback.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-const BROKERS = Deno.env.get("KAFKA_BOOTSTRAP_SERVERS") ?? "127.0.0.1:9092";
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-interface RunOptions {
-  env?: Record<string, string>;
-  main?: string;
-  args?: string[];
-}
-
-/** A data folder, a state store and a fresh 3-partition topic, for one test. */
-async function pipeline(name: string, configs: Record<string, string> = {}) {
-  const dir = await mkdtemp(join(tmpdir(), `statecast-e2e-${name}-`));
-  const data = join(dir, "data");
-  await mkdir(data);
-  const topic = `e2e-${name}-${crypto.randomUUID().slice(0, 8)}`;
-  await createTopic(topic, 3, { configs });
-  const seen = new Set<string>();
-  const p = {
-    dir,
-    data,
-    topic,
-    /** Runs `main` (default main.ts) once, as a user would. */
-    async run(options: RunOptions = {}): Promise<Run> {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", options.main ?? "main.ts", ...(options.args ?? [])],
-        cwd: ROOT,
-        env: {
-          KAFKA_BOOTSTRAP_SERVERS: BROKERS,
-          KAFKA_TOPIC: topic,
-          DATA_DIR: data,
-          STATECAST_STATE: `file:${join(dir, "state.db")}`,
-          NO_COLOR: "1",
-          ...options.env,
-        },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const dec = new TextDecoder();
-      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-    },
-    /** Runs main.ts and expects success. */
-    async ok(options: RunOptions = {}): Promise<Run> {
-      const r = await p.run(options);
-      assert.equal(r.code, 0, `main.ts failed:\n${r.stderr}`);
-      return r;
-    },
-    write: (path: string, text: string) => writeFile(join(data, path), text),
-    /** Every message on the topic so far. */
-    all: (): Promise<ReadbackMessage[]> => readTopic(topic, { brokers: BROKERS }),
-    /** The messages that landed since the last call, as "key=value" / "key=null", sorted. */
-    async fresh(): Promise<string[]> {
-      const all = await readTopic(topic, { brokers: BROKERS });
-      const landed = all.filter((m) => !seen.has(`${m.partition}:${m.offset}`));
-      for (const m of landed) seen.add(`${m.partition}:${m.offset}`);
-      return landed.map(show).sort();
-    },
-    [Symbol.asyncDispose]: () => rm(dir, { recursive: true, force: true }),
-  };
-  return p;
-}
-
-function show(m: ReadbackMessage): string {
-  return `${m.key}=${m.value === null ? "null" : m.value}`;
-}
+import { BROKERS, pipeline, ROOT } from "./_pipeline.ts";
 
 const row = (json: Record<string, string>) => JSON.stringify(json);
 

@@ -1,0 +1,89 @@
+// The command line a user runs: main.ts as its own process, real broker, kcat read-back.
+import assert from "node:assert/strict";
+import { readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "./_pipeline.ts";
+
+Deno.test("main.ts --reset forgets the state, so the next run re-sends every row", async () => {
+  await using p = await pipeline("reset");
+  await p.write("a.csv", "id,v\nk1,1\nk2,2\n");
+  await p.ok();
+  assert.equal((await p.fresh()).length, 2);
+  const reset = await p.ok({ args: ["--reset"] });
+  assert.match(reset.stderr, /state forgotten/);
+  assert.deepEqual(await p.fresh(), [], "--reset itself sends nothing");
+  await p.ok();
+  assert.equal((await p.fresh()).length, 2, "everything again");
+});
+
+Deno.test("main.ts status shows the target, its keys and the files", async () => {
+  await using p = await pipeline("status");
+  await p.write("a.csv", "id,v\nk1,1\nk2,2\n");
+  await p.write("b.csv", "id,v\nk3,3\n");
+  await p.ok();
+  const status = await p.ok({ args: ["status"] });
+  assert.match(status.stdout, /^app CsvToKafka, state file:/m);
+  assert.match(
+    status.stdout,
+    new RegExp(`target kafka:kafka_producer/${p.topic}: 3 keys from 2 files`),
+  );
+  assert.match(status.stdout, /^ {2}a\.csv: 2 keys$/m);
+  assert.deepEqual(await p.fresh(), [
+    "k1=" + '{"id":"k1","v":"1"}',
+    'k2={"id":"k2","v":"2"}',
+    'k3={"id":"k3","v":"3"}',
+  ]);
+});
+
+Deno.test("main.ts loads .env from the working directory without overriding set variables", async () => {
+  await using p = await pipeline("envfile");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  // The topic comes from the environment; .env must not override it. DATA_DIR comes from .env.
+  await writeFile(
+    join(p.dir, ".env"),
+    `# comment\nKAFKA_TOPIC=not-this-topic\nexport DATA_DIR="${p.data}"\n`,
+  );
+  const r = await p.ok({ cwd: p.dir, unset: ["DATA_DIR", "STATECAST_STATE"] });
+  assert.match(r.stderr, /1 files scanned/);
+  assert.equal((await p.fresh()).length, 1, "sent to KAFKA_TOPIC from the environment");
+  // STATECAST_STATE is unset: the default store, relative to the working directory.
+  assert.ok((await stat(join(p.dir, ".statecast", "state.db"))).isFile());
+});
+
+Deno.test("main.ts --log-format json prints the summary as one JSON object", async () => {
+  await using p = await pipeline("json");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  const r = await p.ok({ args: ["--log-format", "json"] });
+  const summary = JSON.parse(r.stderr.trim().split("\n").at(-1)!);
+  assert.equal(summary.level, "info");
+  assert.equal(summary.upserts, 1);
+  assert.equal(summary.files, 1);
+  assert.equal(summary.failedFiles, 0);
+});
+
+Deno.test("main.ts rejects an unknown flag with exit 2 and prints help with --help", async () => {
+  await using p = await pipeline("usage");
+  const bad = await p.run({ args: ["--nope"] });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /Unknown option '--nope'/);
+  const help = await p.ok({ args: ["--help"] });
+  for (const flag of ["--live", "--dry-run", "--reset", "--state", "--env-file", "status"]) {
+    assert.ok(help.stdout.includes(flag), flag);
+  }
+  const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
+  for (const flag of ["--live", "--dry-run", "--reset", "--env-file", "--log-format"]) {
+    assert.ok(readme.includes(flag), `README documents ${flag}`);
+  }
+});
+
+Deno.test("main.ts names the topic and how to create it when the topic does not exist", async () => {
+  await using p = await pipeline("notopic");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  const r = await p.run({ env: { KAFKA_TOPIC: `missing-${p.topic}` } });
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /UNKNOWN_TOPIC_OR_PARTITION; statecast never creates topics: create "missing-/,
+  );
+  assert.match(r.stderr, /not committed/);
+});
