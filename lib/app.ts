@@ -447,7 +447,7 @@ export class App {
 function helpText(name: string): string {
   return `${name}: statecast app (statecast ${VERSION})
 
-Usage: deno run -A main.ts [command] [options]
+Usage: deno run -A main.ts [command] [options]   (or: bun main.ts ..., or the compiled binary)
 
 Commands:
   run (default)      Catch up: scan, send what changed, print a summary, exit
