@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { createTopic, readTopic } from "./_kafka_readback.ts";
 import { BROKERS, pipeline, ROOT } from "./_pipeline.ts";
 
 const row = (json: Record<string, string>) => JSON.stringify(json);
@@ -163,6 +164,26 @@ Deno.test("main.ts sends every key to the same partition, across runs and restar
   assert.equal(partitionOf.size, 60);
   for (const [key, partitions] of partitionOf) assert.equal(partitions.size, 1, key);
   assert.equal(new Set(all.map((m) => m.partition)).size, 3, "keys spread over the 3 partitions");
+
+  // The partition is the Java client's (murmur2 of the key): librdkafka's murmur2 partitioner,
+  // through kcat, puts the same keys on the same partitions of a second 3-partition topic.
+  const reference = `${p.topic}-murmur2`;
+  await createTopic(reference, 3);
+  const kcat = new Deno.Command("kcat", {
+    args: ["-b", BROKERS, "-P", "-t", reference, "-K", "\t", "-X", "partitioner=murmur2_random"],
+    stdin: "piped",
+  }).spawn();
+  const writer = kcat.stdin.getWriter();
+  await writer.write(
+    new TextEncoder().encode([...partitionOf.keys()].map((k) => `${k}\tx\n`).join("")),
+  );
+  await writer.close();
+  assert.equal((await kcat.status).code, 0);
+  const referenced = await readTopic(reference);
+  assert.equal(referenced.length, 60);
+  for (const m of referenced) {
+    assert.deepEqual([...partitionOf.get(m.key!)!], [m.partition], `partition of ${m.key}`);
+  }
 });
 
 Deno.test("main.ts re-sends after a crash between the broker's ack and the state commit", async () => {
