@@ -249,7 +249,12 @@ export class App {
       );
       const mount = this.#mounts[0];
       if (mount === undefined) throw new TypeError("app.main() did not call app.mountEach()");
-      await engine.load();
+      for (const target of await engine.load()) {
+        log.warn(
+          `the state store has keys of "${target}", which is no longer mounted: they are ` +
+            "forgotten (nothing is sent to it), and every file runs again for the mounted targets",
+        );
+      }
       const items = await mount.source.scan();
       const summary = await engine.round(mount.fn, items, {
         fullScan: true,

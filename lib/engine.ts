@@ -271,6 +271,8 @@ export class Engine {
   #state: StoredState | undefined;
   /** Per target: key id → declaring components (one, or a sorted array). */
   readonly #index = new Map<string, Map<string, string | string[]>>();
+  /** Stored targets that are not mounted: forgotten at the next commit. */
+  readonly #orphans = new Set<string>();
 
   constructor(store: StateStore, app: string) {
     this.#store = store;
@@ -286,16 +288,25 @@ export class Engine {
     this.#targets.set(target.id, target);
   }
 
-  /** Loads the committed state of the app (once). */
-  async load(): Promise<void> {
-    if (this.#state !== undefined) return;
+  /**
+   * Loads the committed state of the app (once), after the targets were added. The keys of a
+   * stored target that is no longer mounted (the topic was renamed, say) are forgotten at the
+   * next commit; nothing is sent to it. Returns the ids of such targets.
+   */
+  async load(): Promise<string[]> {
+    if (this.#state !== undefined) return [];
     this.#state = await this.#store.load(this.#app);
+    for (const target of this.#state.declarations.keys()) {
+      if (!this.#targets.has(target)) this.#orphans.add(target);
+    }
+    for (const target of this.#orphans) this.#state.declarations.delete(target);
     this.#index.clear();
     for (const [target, byComponent] of this.#state.declarations) {
       for (const [component, keys] of byComponent) {
         for (const id of keys.keys()) this.#indexAdd(target, id, component);
       }
     }
+    return [...this.#orphans];
   }
 
   /** Component ids with committed state. */
@@ -343,6 +354,11 @@ export class Engine {
   ): Promise<RoundSummary> {
     const started = performance.now();
     const state = this.#loaded();
+    // The memo is valid for one function *and* one set of targets: a newly mounted target (a
+    // renamed topic) must receive every file's states, so every file runs again.
+    const logic = fingerprint(
+      `${fn.logicFingerprint}\n${[...this.#targets.keys()].sort().join("\n")}`,
+    );
     const summary: RoundSummary = {
       scanned: items.length,
       unchanged: 0,
@@ -372,7 +388,7 @@ export class Engine {
     const runOne = async (item: I, force: boolean): Promise<void> => {
       const scanTime = Date.now();
       const previous = state.components.get(item.path);
-      const sameLogic = fn.memo && !force && previous?.logicFingerprint === fn.logicFingerprint;
+      const sameLogic = fn.memo && !force && previous?.logicFingerprint === logic;
       if (
         sameLogic && previous.size === item.size && previous.mtimeMs === item.mtimeMs &&
         item.mtimeMs < previous.recordedAtMs - RACY_WINDOW_MS
@@ -391,7 +407,7 @@ export class Engine {
         size: item.size,
         mtimeMs: item.mtimeMs,
         contentFingerprint: content,
-        logicFingerprint: fn.logicFingerprint,
+        logicFingerprint: logic,
         recordedAtMs: scanTime,
       };
       if (sameLogic && previous.contentFingerprint === content) {
@@ -509,10 +525,11 @@ export class Engine {
           continue;
         }
         count(one.plan);
-        const memo = new Map([...group.keys()].flatMap((m) => {
-          const r = memoUpdates.get(m);
-          return r === undefined ? [] : [[m, r] as const];
-        }));
+        const memo = new Map<string, ComponentRecord>();
+        for (const m of group.keys()) {
+          const record = memoUpdates.get(m);
+          if (record !== undefined) memo.set(m, record);
+        }
         await this.#commit(group, memo, new Set([...group.keys()].filter((m) => removed.has(m))));
         for (const member of group.keys()) {
           ran.delete(member);
@@ -553,9 +570,9 @@ export class Engine {
     }
     for (const target of targets) {
       if (!this.#targets.has(target)) {
-        throw new Error(
-          `statecast: the state store has keys of target "${target}", which is not mounted; ` +
-            "mount it, or run with --reset to forget this app's state",
+        throw new TypeError(
+          `States were declared on target "${target}", which is not mounted: create targets ` +
+            "with their mount function (kafka.mountTopicTarget) inside app.main()",
         );
       }
       const committedByComponent = committed.get(target);
@@ -622,7 +639,12 @@ export class Engine {
     removed: Set<string>,
   ): Promise<void> {
     const state = this.#loaded();
-    const commit: RoundCommit = { components: new Map(), declarations: [], removed: [...removed] };
+    const commit: RoundCommit = {
+      components: new Map(),
+      declarations: [],
+      removed: [...removed],
+      forgetTargets: [...this.#orphans],
+    };
     for (const [c, record] of memoUpdates) commit.components.set(c, record);
     for (const [c, byTarget] of ran) {
       if (removed.has(c)) continue;
@@ -635,6 +657,7 @@ export class Engine {
       }
     }
     await this.#store.commit(this.#app, commit);
+    this.#orphans.clear();
 
     // The store now holds the round; mirror it in memory.
     for (const c of removed) state.components.delete(c);

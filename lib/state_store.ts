@@ -63,6 +63,8 @@ export interface RoundCommit {
   declarations: Array<{ target: string; component: string; keys: KeyFingerprints }>;
   /** Components that are gone: their memo and all their keys are removed. */
   removed: string[];
+  /** Targets no longer mounted: all their keys are removed. */
+  forgetTargets?: string[];
 }
 
 /** A summary per target, for `status`. */
@@ -182,6 +184,12 @@ export class StateStore implements AsyncDisposable {
   /** Commits one round in one transaction. */
   async commit(app: string, commit: RoundCommit): Promise<void> {
     const statements: InStatement[] = [];
+    for (const target of commit.forgetTargets ?? []) {
+      statements.push({
+        sql: "DELETE FROM statecast_declarations WHERE app = ? AND target = ?",
+        args: [app, target],
+      });
+    }
     for (const component of commit.removed) {
       statements.push(
         {

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { createTopic, readTopic } from "./_kafka_readback.ts";
 import { pipeline } from "./_pipeline.ts";
 
 Deno.test("main.ts --reset forgets the state, so the next run re-sends every row", async () => {
@@ -86,4 +87,23 @@ Deno.test("main.ts names the topic and how to create it when the topic does not 
     /UNKNOWN_TOPIC_OR_PARTITION; statecast never creates topics: create "missing-/,
   );
   assert.match(r.stderr, /not committed/);
+});
+
+Deno.test("main.ts sends every row to a new topic after KAFKA_TOPIC changes, and forgets the old one", async () => {
+  await using p = await pipeline("switch");
+  await p.write("a.csv", "id,v\nk1,1\nk2,2\n");
+  await p.ok();
+  assert.equal((await p.fresh()).length, 2);
+  const other = `${p.topic}-renamed`;
+  await createTopic(other, 3);
+  const switched = await p.ok({ env: { KAFKA_TOPIC: other } });
+  assert.match(
+    switched.stderr,
+    new RegExp(`keys of "kafka:kafka_producer/${p.topic}", which is no longer mounted`),
+  );
+  assert.deepEqual((await readTopic(other)).map((m) => m.key).sort(), ["k1", "k2"]);
+  assert.deepEqual(await p.fresh(), [], "nothing is sent to the old topic");
+  const again = await p.ok({ env: { KAFKA_TOPIC: other } });
+  assert.doesNotMatch(again.stderr, /no longer mounted/, "forgotten once, for good");
+  assert.equal((await readTopic(other)).length, 2, "and nothing re-sent to the new one");
 });
