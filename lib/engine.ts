@@ -577,13 +577,22 @@ export class Engine {
       }
       const committedByComponent = committed.get(target);
       const index = this.#index.get(target);
-      // Every key a ran component declared before or declares now.
+      // Every key a ran component declared before or declares now, and who declares it now
+      // among the ran components (one pass over their keys, not one per key and component).
       const touched = new Set<string>();
-      for (const c of ran.keys()) {
+      const declaredNow = new Map<string, string | string[]>();
+      for (const [c, byTarget] of ran) {
         const before = committedByComponent?.get(c);
         if (before !== undefined) { for (const id of before.keys()) touched.add(id); }
-        const now = ran.get(c)!.get(target);
-        if (now !== undefined) { for (const id of now.keys()) touched.add(id); }
+        const now = byTarget.get(target);
+        if (now === undefined) continue;
+        for (const id of now.keys()) {
+          touched.add(id);
+          const others = declaredNow.get(id);
+          if (others === undefined) declaredNow.set(id, c);
+          else if (typeof others === "string") declaredNow.set(id, [others, c]);
+          else others.push(c);
+        }
       }
       const changes: Array<Change<DeclaredState>> = [];
       for (const id of touched) {
@@ -598,9 +607,15 @@ export class Engine {
           ? undefined
           : committedByComponent?.get(previousOwner)?.get(id);
         // New declarers: the ones that did not run keep declaring; the ran ones as they say now.
-        const after = before.filter((c) => !ran.has(c));
-        for (const [c, byTarget] of ran) if (byTarget.get(target)?.has(id)) after.push(c);
-        after.sort();
+        const now = declaredNow.get(id);
+        let after: string[];
+        if (before.length === 0 || (before.length === 1 && ran.has(before[0]!))) {
+          after = now === undefined ? [] : typeof now === "string" ? [now] : now.slice().sort();
+        } else {
+          after = before.filter((c) => !ran.has(c));
+          if (now !== undefined) after.push(...(typeof now === "string" ? [now] : now));
+          after.sort();
+        }
         const owner = after[0];
         if (after.length > 1) {
           conflicts.push(
