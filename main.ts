@@ -14,22 +14,26 @@ const PRODUCER = new ContextKey<Producer>("kafka_producer");
 const app = new App({ name: "CsvToKafka" });
 
 app.lifespan(async (ctx) => {
-  const username = process.env.KAFKA_SASL_USERNAME;
+  const brokers = env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092");
+  const username = process.env.KAFKA_SASL_USERNAME, password = process.env.KAFKA_SASL_PASSWORD;
+  if (!username !== !password) {
+    throw new TypeError("Set both KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, or neither");
+  }
   const client = new Kafka({
     clientId: "statecast",
-    brokers: env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092").split(","),
+    brokers: brokers.split(","),
     logLevel: logLevel.NOTHING, // statecast reports failures itself, naming topic and address
     connectionTimeout: 5000,
     retry: { retries: 3 },
-    ...(username
-      ? {
-        ssl: true,
-        sasl: { mechanism: "plain", username, password: process.env.KAFKA_SASL_PASSWORD ?? "" },
-      }
+    ...(username && password
+      ? { ssl: true, sasl: { mechanism: "plain", username, password } } // SASL PLAIN over SSL
       : {}),
   });
   const producer = client.producer({ idempotent: true, allowAutoTopicCreation: false });
-  await producer.connect();
+  await producer.connect().catch((error: Error) => {
+    const who = username ? ` as "${username}"` : ""; // never the password
+    throw new Error(`Cannot connect to Kafka at ${brokers}${who}: ${error.message}`);
+  });
   ctx.provide(PRODUCER, producer);
   return () => producer.disconnect();
 });

@@ -181,3 +181,53 @@ async function runKcat(args: string[], timeoutMs: number, what: string): Promise
   }
   return dec.decode(res.stdout);
 }
+
+/** How to reach the SASL_SSL listener of the broker that `scripts/kafka up` started. */
+export interface SaslSettings {
+  /** host:port of the SASL_SSL listener (SASL PLAIN over TLS). */
+  brokers: string;
+  /** Absolute path of the PEM certificate of the CA that issued the listener's certificate. */
+  caFile: string;
+  username: string;
+  password: string;
+}
+
+/**
+ * The SASL_SSL listener's address, CA certificate and test user of the local broker, from the
+ * files `scripts/kafka up` writes (`.cache/kafka/sasl-PORT.env`, `.cache/kafka/sasl-ca-PORT.pem`).
+ * The port is KAFKA_PORT, else the first port of `brokers` / KAFKA_BOOTSTRAP_SERVERS, else 9092.
+ * undefined when the files are missing (no broker was started by this version of scripts/kafka).
+ */
+export async function saslSettings(brokers?: string): Promise<SaslSettings | undefined> {
+  const first = (brokers ?? defaultBrokers()).split(",")[0] ?? "";
+  const port = (brokers ? undefined : Deno.env.get("KAFKA_PORT")?.trim()) ||
+    /:(\d+)\s*$/.exec(first)?.[1] || "9092";
+  const file = decodeURIComponent(
+    new URL(`../.cache/kafka/sasl-${port}.env`, import.meta.url).pathname,
+  );
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  const vars: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line);
+    if (m) vars[m[1]!] = m[2]!;
+  }
+  const {
+    KAFKA_SASL_BOOTSTRAP_SERVERS: saslBrokers,
+    KAFKA_SASL_CA: caFile,
+    KAFKA_SASL_USERNAME: username,
+    KAFKA_SASL_PASSWORD: password,
+  } = vars;
+  if (!saslBrokers || !caFile || !username || !password) return undefined;
+  try {
+    await Deno.stat(caFile);
+  } catch {
+    return undefined;
+  }
+  return { brokers: saslBrokers, caFile, username, password };
+}
