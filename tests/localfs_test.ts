@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decodeUtf8, walkDir } from "../lib/localfs.ts";
+import { StatecastError } from "../lib/errors.ts";
+
+async function tree(files: string[]): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), "statecast-localfs-"));
+  for (const f of files) {
+    await mkdir(join(root, f, ".."), { recursive: true });
+    await writeFile(join(root, f), "x");
+  }
+  return root;
+}
+
+const paths = async (root: string, options: Parameters<typeof walkDir>[1]) =>
+  (await walkDir(root, options).scan()).map((i) => i.path);
+
+Deno.test("walkDir() lists matching files at every depth, top level too, sorted", async () => {
+  const root = await tree(["b.csv", "a/x.csv", "a/b/y.csv", "notes.txt", "a/z.CSV"]);
+  try {
+    assert.deepEqual(await paths(root, { include: ["**/*.csv"] }), [
+      "a/b/y.csv",
+      "a/x.csv",
+      "b.csv",
+    ]);
+    assert.deepEqual(await paths(root, { include: ["**/*.csv"], recursive: false }), ["b.csv"]);
+    assert.deepEqual(await paths(root, { include: ["**/*.csv"], exclude: ["a/b/**"] }), [
+      "a/x.csv",
+      "b.csv",
+    ]);
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});
+
+Deno.test("walkDir() never lists hidden files, hidden folders or editor temp files", async () => {
+  const root = await tree([
+    "ok.csv",
+    ".hidden.csv",
+    ".git/x.csv",
+    "sub/.a.csv.swp",
+    "sub/b.csv~",
+    "sub/#c.csv#",
+    "sub/4913",
+    "sub/d.csv.tmp",
+  ]);
+  try {
+    assert.deepEqual(await paths(root, {}), ["ok.csv"]);
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});
+
+Deno.test("walkDir().scan() names a missing folder", async () => {
+  await assert.rejects(
+    walkDir("/nonexistent/statecast-data").scan(),
+    (e: unknown) =>
+      e instanceof StatecastError &&
+      /"\/nonexistent\/statecast-data": it does not exist/.test(e.message),
+  );
+});
+
+Deno.test("decodeUtf8() names the file and line of invalid UTF-8", () => {
+  const bytes = new Uint8Array([...new TextEncoder().encode("a,b\n1,2\n3,"), 0xff, 0x0a]);
+  assert.throws(() => decodeUtf8(bytes, "data/x.csv"), (e: unknown) => {
+    assert.ok(e instanceof StatecastError);
+    assert.equal(e.message, 'Cannot decode "data/x.csv" line 3: invalid UTF-8 at byte 10');
+    assert.equal(e.line, 3);
+    return true;
+  });
+  assert.equal(decodeUtf8(new TextEncoder().encode("héllo ✓ 😀"), "y.csv"), "héllo ✓ 😀");
+});

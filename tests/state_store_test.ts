@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@libsql/client";
+import { SCHEMA_VERSION, StateStore } from "../lib/state_store.ts";
+
+Deno.test("StateStore round-trips a commit: memo rows and key fingerprints, per app", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "nested", "state.db")}`;
+  try {
+    {
+      await using store = await StateStore.open(url);
+      await store.commit("app", {
+        components: new Map([["a.csv", {
+          size: 10,
+          mtimeMs: 1.5,
+          contentFingerprint: "00000000000000ff",
+          logicFingerprint: "ffffffffffffffff",
+          recordedAtMs: 2,
+        }]]),
+        declarations: [{
+          target: "t",
+          component: "a.csv",
+          keys: new Map([["k", "8000000000000000"], ["\uD800\u00ff", "0000000000000001"]]),
+        }],
+        removed: [],
+      });
+    }
+    await using store = await StateStore.open(url);
+    const state = await store.load("app");
+    assert.equal(state.components.get("a.csv")?.logicFingerprint, "ffffffffffffffff");
+    assert.equal(state.components.get("a.csv")?.mtimeMs, 1.5);
+    assert.deepEqual([...state.declarations.get("t")!.get("a.csv")!], [
+      ["k", "8000000000000000"],
+      ["\uD800\u00ff", "0000000000000001"],
+    ]);
+    assert.equal((await store.load("other")).components.size, 0, "apps are namespaces");
+    assert.deepEqual(await store.targets("app"), [{ target: "t", components: 1, keys: 2 }]);
+    await store.reset("app");
+    assert.equal((await store.load("app")).components.size, 0);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+Deno.test("StateStore.open() refuses a store written by a newer statecast", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  try {
+    (await StateStore.open(url)).close();
+    const client = createClient({ url });
+    await client.execute({
+      sql: "UPDATE statecast_meta SET value = ? WHERE name = 'schema_version'",
+      args: [String(SCHEMA_VERSION + 1)],
+    });
+    client.close();
+    await assert.rejects(
+      StateStore.open(url),
+      new RegExp(
+        `schema version ${SCHEMA_VERSION + 1}, newer than this statecast \\(${SCHEMA_VERSION}\\)`,
+      ),
+    );
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
