@@ -134,18 +134,21 @@ function formatChange(change: PlannedChange): string {
   return `upsert ${change.target} ${key} ${showData(value)}`;
 }
 
-/** A one-line progress bar on stderr, redrawn at most every 100 ms. */
-function progressBar(enabled: boolean): ((done: number, total: number) => void) | undefined {
+/** A one-line progress bar on stderr (files run, then changes acknowledged), at most 10 Hz. */
+function progressBar(
+  enabled: boolean,
+): ((phase: "files" | "changes", done: number, total: number) => void) | undefined {
   if (!enabled) return undefined;
   let last = 0;
-  return (done, total) => {
+  return (phase, done, total) => {
     const now = Date.now();
     if (done !== total && now - last < 100) return;
     last = now;
     const width = 30;
     const filled = total === 0 ? width : Math.round((done / total) * width);
+    const what = phase === "files" ? "files read" : "messages acknowledged";
     process.stderr.write(
-      `\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total} files` +
+      `\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total} ${what}` +
         (done === total ? "\r\x1b[K" : ""),
     );
   };

@@ -61,7 +61,10 @@ export interface Target<S extends DeclaredState = DeclaredState> {
    * Applies changes, resolving once every one is acknowledged. Rejects if any was not; then the
    * engine commits nothing of the round and retries on the next one.
    */
-  apply(changes: ReadonlyArray<Change<S>>): Promise<void>;
+  apply(
+    changes: ReadonlyArray<Change<S>>,
+    onApplied?: (count: number) => void,
+  ): Promise<void>;
 }
 
 /** A declared state with its fingerprint, as reconcile sees it. */
@@ -253,8 +256,8 @@ export interface RoundOptions<I extends SourceItem = SourceItem> {
    * owner of a key another component stopped declaring). Partial rounds (live mode) need it.
    */
   resolve?: (path: string) => Promise<I | undefined>;
-  /** Called after a component finished, for progress. */
-  onProgress?: ((done: number, total: number) => void) | undefined;
+  /** Called after each file ran and each batch of changes was acknowledged, for progress. */
+  onProgress?: ((phase: "files" | "changes", done: number, total: number) => void) | undefined;
 }
 
 /**
@@ -433,7 +436,7 @@ export class Engine {
     let done = 0;
     for (const item of items) {
       await runOne(item, false);
-      options.onProgress?.(++done, items.length);
+      options.onProgress?.("files", ++done, items.length);
     }
     summary.processed += removed.size;
 
@@ -494,7 +497,7 @@ export class Engine {
     count(planned.plan);
     if (options.dryRun) return finish();
     try {
-      await this.#apply(planned.plan);
+      await this.#apply(planned.plan, options.onProgress);
     } catch (error) {
       if (!isRefusal(error)) {
         summary.applyError = error;
@@ -548,9 +551,18 @@ export class Engine {
     return finish();
   }
 
-  async #apply(plan: Map<string, Array<Change<DeclaredState>>>): Promise<void> {
+  async #apply(
+    plan: Map<string, Array<Change<DeclaredState>>>,
+    onProgress?: RoundOptions["onProgress"],
+  ): Promise<void> {
+    let total = 0, done = 0;
+    for (const changes of plan.values()) total += changes.length;
     for (const [target, changes] of plan) {
-      if (changes.length > 0) await this.#targets.get(target)!.apply(changes);
+      if (changes.length === 0) continue;
+      await this.#targets.get(target)!.apply(changes, (count) => {
+        done += count;
+        onProgress?.("changes", done, total);
+      });
     }
   }
 

@@ -90,7 +90,10 @@ export class TopicTarget implements Target<TopicState> {
     return fingerprintParts(parts);
   }
 
-  async apply(changes: ReadonlyArray<Change<TopicState>>): Promise<void> {
+  async apply(
+    changes: ReadonlyArray<Change<TopicState>>,
+    onApplied?: (count: number) => void,
+  ): Promise<void> {
     const batchSize = this.#options.batchSize ?? 2000;
     for (let start = 0; start < changes.length; start += batchSize) {
       const messages = changes.slice(start, start + batchSize).map((change): ProducerMessage => {
@@ -112,6 +115,7 @@ export class TopicTarget implements Target<TopicState> {
       } catch (cause) {
         throw describeKafkaError(cause, this.topic);
       }
+      onApplied?.(messages.length);
     }
   }
 }
