@@ -21,10 +21,11 @@ async function fixture() {
   const stateUrl = `file:${join(dir, "state.db")}`;
   let runs = 0;
   let version = "1";
+  let duplicates: "error" | "last" = "error";
   const fn = (): ComponentFn<FileItem> => ({
     memo: true,
     logicFingerprint: fingerprint(`logic-${version}`),
-    onDuplicateKey: "error",
+    onDuplicateKey: duplicates,
     run: async (item) => {
       runs++;
       for await (const row of item.csvRows()) {
@@ -54,6 +55,7 @@ async function fixture() {
     round,
     write,
     setVersion: (v: string) => version = v,
+    setDuplicates: (d: "error" | "last") => duplicates = d,
     [Symbol.asyncDispose]: () => rm(dir, { recursive: true, force: true }),
   };
 }
@@ -196,4 +198,43 @@ Deno.test("Engine.round() fails only the file whose data the target refuses; the
   // a.csv was not committed: fixed, it goes out whole; b.csv and c.csv are not sent again.
   await f.write("a.csv", "key,n\nk1,small\nk2,2\n");
   assert.deepEqual((await f.round()).changes, ['+k1={"n":"small"}', '+k2={"n":"2"}']);
+});
+
+Deno.test("Engine.round() treats a string key and its UTF-8 bytes as the same key", async () => {
+  await using store = await StateStore.open(":memory:");
+  const target = new RecordingTarget();
+  const engine = new Engine(store, "keys");
+  engine.addTarget(target);
+  await engine.load();
+  const item = (path: string) => ({
+    path,
+    size: 1,
+    mtimeMs: 0,
+    bytes: () => Promise.resolve(new Uint8Array([path.length])),
+  });
+  let asBytes = false;
+  const fn: ComponentFn<ReturnType<typeof item>> = {
+    memo: false,
+    logicFingerprint: fingerprint("keys"),
+    onDuplicateKey: "error",
+    run: () => {
+      const key = asBytes ? new TextEncoder().encode("ключ") : "ключ";
+      declare(target, { key: key as string, value: "v" });
+      return Promise.resolve();
+    },
+  };
+  await engine.round(fn, [item("a")], { fullScan: true });
+  assert.deepEqual(target.last(), ["+ключ=v"]);
+  asBytes = true;
+  await engine.round(fn, [item("a")], { fullScan: true });
+  assert.deepEqual(target.last(), [], "the same key, the same value: nothing");
+});
+
+Deno.test('Engine.round() with onDuplicateKey "last" keeps the last declaration of a key', async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\nk1,2\n");
+  f.setDuplicates("last");
+  const r = await f.round();
+  assert.equal(r.summary.failed.length, 0);
+  assert.deepEqual(r.changes, ['+k1={"n":"2"}']);
 });

@@ -1,0 +1,84 @@
+// The Kafka target's mapping from changes to producer messages, with a fake producer that keeps
+// what it was given. What a real broker stores is checked end to end in pipeline_e2e_test.ts.
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { ContextKey } from "../lib/context.ts";
+import { keyId } from "../lib/engine.ts";
+import { initFingerprints } from "../lib/fingerprint.ts";
+import { type KafkaProducer, type ProducerMessage, TopicTarget } from "../lib/kafka_target.ts";
+
+await initFingerprints();
+
+class FakeProducer implements KafkaProducer {
+  sent: Array<{ topic: string; messages: ProducerMessage[]; acks?: number }> = [];
+  send(record: { topic: string; messages: ProducerMessage[]; acks?: number }) {
+    this.sent.push(record);
+    return Promise.resolve([]);
+  }
+}
+
+const KEY = new ContextKey<KafkaProducer>("producer");
+
+Deno.test("TopicTarget's identity is the context key name and the topic, not the producer", () => {
+  const a = new TopicTarget(KEY, new FakeProducer(), "rows");
+  const b = new TopicTarget(KEY, new FakeProducer(), "rows");
+  assert.equal(a.id, "kafka:producer/rows");
+  assert.equal(a.id, b.id);
+});
+
+Deno.test("TopicTarget.apply() sends upserts keyed, deletes as null values, acks=all, in batches", async () => {
+  const producer = new FakeProducer();
+  const target = new TopicTarget(KEY, producer, "rows", { batchSize: 2 });
+  const applied: number[] = [];
+  await target.apply([
+    { kind: "upsert", key: "a", state: { key: "a", value: "1" } },
+    {
+      kind: "upsert",
+      key: new Uint8Array([0xff]),
+      state: { key: new Uint8Array([0xff]), value: new Uint8Array([1, 2]) },
+    },
+    { kind: "delete", key: "c" },
+  ], (n) => applied.push(n));
+  assert.deepEqual(producer.sent.map((s) => [s.topic, s.acks, s.messages.length]), [
+    ["rows", -1, 2],
+    ["rows", -1, 1],
+  ]);
+  const [m1, m2, m3] = producer.sent.flatMap((s) => s.messages);
+  assert.deepEqual(m1, { key: "a", value: "1" });
+  assert.ok(Buffer.isBuffer(m2!.key) && Buffer.isBuffer(m2!.value));
+  assert.deepEqual([...(m2!.key as Buffer)], [0xff]);
+  assert.deepEqual(m3, { key: "c", value: null }, "a tombstone is a true null");
+  assert.deepEqual(applied, [2, 1]);
+});
+
+Deno.test("TopicTarget.apply() sends the deletion value instead of a tombstone when given one", async () => {
+  const producer = new FakeProducer();
+  const target = new TopicTarget(KEY, producer, "rows", {
+    deletionValue: (key) => JSON.stringify({ deleted: keyId(key) }),
+  });
+  await target.apply([{ kind: "delete", key: "gone" }]);
+  assert.deepEqual(producer.sent[0]!.messages, [{ key: "gone", value: '{"deleted":"gone"}' }]);
+});
+
+Deno.test("TopicTarget.fingerprint() covers the value and headers; a string equals its bytes", () => {
+  const target = new TopicTarget(KEY, new FakeProducer(), "rows");
+  const plain = target.fingerprint({ key: "k", value: "v" });
+  assert.equal(plain, target.fingerprint({ key: "k", value: new TextEncoder().encode("v") }));
+  const withHeaders = target.fingerprint({ key: "k", value: "v", headers: { h: "1" } });
+  assert.notEqual(withHeaders, plain);
+  assert.notEqual(withHeaders, target.fingerprint({ key: "k", value: "v", headers: { h: "2" } }));
+  assert.equal(
+    target.fingerprint({ key: "k", value: "v", headers: { a: "1", b: "2" } }),
+    target.fingerprint({ key: "k", value: "v", headers: { b: "2", a: "1" } }),
+    "header order does not matter",
+  );
+});
+
+Deno.test("TopicTarget.declareTargetState() outside a component is a TypeError saying where to call it", () => {
+  const target = new TopicTarget(KEY, new FakeProducer(), "rows");
+  assert.throws(() => target.declareTargetState({ key: "k", value: "v" }), TypeError);
+  assert.throws(
+    () => target.declareTargetState({ key: "k", value: 42 as unknown as string }),
+    /value must be a string or Uint8Array, got number/,
+  );
+});
