@@ -274,6 +274,7 @@ export class Engine {
   #state: StoredState | undefined;
   /** Per target: key id → declaring components (one, or a sorted array). */
   readonly #index = new Map<string, Map<string, string | string[]>>();
+  #declarationsLoaded = false;
   /** Stored targets that are not mounted: forgotten at the next commit. */
   readonly #orphans = new Set<string>();
 
@@ -292,24 +293,35 @@ export class Engine {
   }
 
   /**
-   * Loads the committed state of the app (once), after the targets were added. The keys of a
-   * stored target that is no longer mounted (the topic was renamed, say) are forgotten at the
-   * next commit; nothing is sent to it. Returns the ids of such targets.
+   * Loads the committed memo of the app (once), after the targets were added. Key fingerprints
+   * are read only when a round has files to reconcile, so a run where nothing changed reads one
+   * row per file and no keys. The keys of a stored target that is no longer mounted (the topic
+   * was renamed, say) are forgotten at the next commit; nothing is sent to it. Returns the ids
+   * of such targets.
    */
   async load(): Promise<string[]> {
     if (this.#state !== undefined) return [];
-    this.#state = await this.#store.load(this.#app);
-    for (const target of this.#state.declarations.keys()) {
+    const components = await this.#store.loadComponents(this.#app);
+    for (const { target } of await this.#store.targets(this.#app)) {
       if (!this.#targets.has(target)) this.#orphans.add(target);
     }
-    for (const target of this.#orphans) this.#state.declarations.delete(target);
+    this.#state = { components, declarations: new Map() };
+    return [...this.#orphans];
+  }
+
+  /** Reads every key fingerprint and builds the key index, the first time a round needs them. */
+  async #loadDeclarations(): Promise<void> {
+    if (this.#declarationsLoaded) return;
+    const state = this.#loaded();
+    state.declarations = await this.#store.loadDeclarations(this.#app);
+    for (const target of this.#orphans) state.declarations.delete(target);
     this.#index.clear();
-    for (const [target, byComponent] of this.#state.declarations) {
+    for (const [target, byComponent] of state.declarations) {
       for (const [component, keys] of byComponent) {
         for (const id of keys.keys()) this.#indexAdd(target, id, component);
       }
     }
-    return [...this.#orphans];
+    this.#declarationsLoaded = true;
   }
 
   /** Component ids with committed state. */
@@ -488,6 +500,7 @@ export class Engine {
       return summary;
     };
 
+    if (ran.size > 0) await this.#loadDeclarations();
     const planned = await planFor(ran, summary.conflicts);
     if (planned instanceof Error) {
       summary.applyError = planned;

@@ -151,20 +151,22 @@ export class StateStore implements AsyncDisposable {
 
   /** Loads everything committed for `app`. */
   async load(app: string): Promise<StoredState> {
-    const [components, declarations] = await this.#client.batch([
-      {
-        sql: "SELECT component, size, mtime_ms, content_fp, logic_fp, recorded_at_ms " +
-          "FROM statecast_components WHERE app = ?",
-        args: [app],
-      },
-      {
-        sql: "SELECT target, component, keys FROM statecast_declarations WHERE app = ?",
-        args: [app],
-      },
-    ], "read");
-    const state: StoredState = { components: new Map(), declarations: new Map() };
-    for (const row of components!.rows) {
-      state.components.set(String(row[0]), {
+    return {
+      components: await this.loadComponents(app),
+      declarations: await this.loadDeclarations(app),
+    };
+  }
+
+  /** The memo rows of `app`: one row per file, cheap. */
+  async loadComponents(app: string): Promise<Map<string, ComponentRecord>> {
+    const rs = await this.#client.execute({
+      sql: "SELECT component, size, mtime_ms, content_fp, logic_fp, recorded_at_ms " +
+        "FROM statecast_components WHERE app = ?",
+      args: [app],
+    });
+    const components = new Map<string, ComponentRecord>();
+    for (const row of rs.rows) {
+      components.set(String(row[0]), {
         size: Number(row[1]),
         mtimeMs: Number(row[2]),
         contentFingerprint: String(row[3]),
@@ -172,13 +174,23 @@ export class StateStore implements AsyncDisposable {
         recordedAtMs: Number(row[5]),
       });
     }
-    for (const row of declarations!.rows) {
+    return components;
+  }
+
+  /** Every key fingerprint of `app`, per target and file: the costly part, read when needed. */
+  async loadDeclarations(app: string): Promise<Map<string, Map<string, KeyFingerprints>>> {
+    const rs = await this.#client.execute({
+      sql: "SELECT target, component, keys FROM statecast_declarations WHERE app = ?",
+      args: [app],
+    });
+    const declarations = new Map<string, Map<string, KeyFingerprints>>();
+    for (const row of rs.rows) {
       const target = String(row[0]);
-      let byComponent = state.declarations.get(target);
-      if (byComponent === undefined) state.declarations.set(target, byComponent = new Map());
+      let byComponent = declarations.get(target);
+      if (byComponent === undefined) declarations.set(target, byComponent = new Map());
       byComponent.set(String(row[1]), decodeKeys(String(row[2])));
     }
-    return state;
+    return declarations;
   }
 
   /** Commits one round in one transaction. */
