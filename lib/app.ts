@@ -347,7 +347,7 @@ export class App {
     await using store = await StateStore.open(url);
     const state = await store.load(this.name);
     const targets = await store.targets(this.name);
-    console.log(`app ${this.name}, state ${url}`);
+    console.log(`app ${this.name}, state ${store.url}`);
     console.log(`${state.components.size} files`);
     for (const t of targets) {
       console.log(`target ${t.target}: ${t.keys} keys from ${t.components} files`);

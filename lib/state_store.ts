@@ -83,11 +83,12 @@ export interface StateStoreOptions {
 /** The libSQL state store. `await using` closes it. */
 export class StateStore implements AsyncDisposable {
   readonly #client: Client;
+  /** The store's URL with any `authToken` hidden, for messages. */
   readonly url: string;
 
   private constructor(client: Client, url: string) {
     this.#client = client;
-    this.url = url;
+    this.url = redactUrl(url);
   }
 
   /**
@@ -108,7 +109,10 @@ export class StateStore implements AsyncDisposable {
         ...(options.authToken === undefined ? {} : { authToken: options.authToken }),
       });
     } catch (cause) {
-      throw new StatecastError(`Cannot open the state store "${url}": ${String(cause)}`, { cause });
+      throw new StatecastError(
+        `Cannot open the state store "${redactUrl(url)}": ${redactUrl(String(cause))}`,
+        { cause },
+      );
     }
     const store = new StateStore(client, url);
     try {
@@ -120,7 +124,10 @@ export class StateStore implements AsyncDisposable {
     } catch (cause) {
       client.close();
       if (cause instanceof StatecastError) throw cause;
-      throw new StatecastError(`Cannot open the state store "${url}": ${String(cause)}`, { cause });
+      throw new StatecastError(
+        `Cannot open the state store "${store.url}": ${redactUrl(String(cause))}`,
+        { cause },
+      );
     }
     return store;
   }
@@ -282,6 +289,22 @@ export class StateStore implements AsyncDisposable {
     this.close();
     return Promise.resolve();
   }
+}
+
+/**
+ * `url` (or any text holding one) with the value of every `authToken` query parameter replaced,
+ * so a remote store's token never reaches a log.
+ *
+ * @example
+ * ```ts
+ * import { redactUrl } from "./state_store.ts";
+ * if (redactUrl("libsql://db.example?authToken=s3cret&tls=1") !== "libsql://db.example?authToken=***&tls=1") {
+ *   throw new Error();
+ * }
+ * ```
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&]authToken=)[^&\s"']*/gi, "$1***");
 }
 
 function encodeKeys(keys: KeyFingerprints): string {

@@ -65,3 +65,18 @@ Deno.test("StateStore.open() refuses a store written by a newer statecast", asyn
     await rm(dir, { recursive: true });
   }
 });
+
+Deno.test("StateStore.open() never prints a remote store's auth token", async () => {
+  await assert.rejects(
+    StateStore.open("libsql://127.0.0.1:1?authToken=s3cret-token&tls=0"),
+    (e: unknown) => {
+      const text = `${(e as Error).message} ${String((e as Error).cause)}`;
+      assert.match(
+        (e as Error).message,
+        /Cannot open the state store "libsql:\/\/127\.0\.0\.1:1\?authToken=\*\*\*&tls=0"/,
+      );
+      assert.ok(!(e as Error).message.includes("s3cret"), text);
+      return true;
+    },
+  );
+});
