@@ -113,9 +113,20 @@ export function keyId(key: Key): string {
   }
 }
 
+/**
+ * Whether a key id stands for bytes that are not UTF-8. A valid decoding can also start with
+ * U+D800, but only as the high half of a surrogate pair (U+10000 to U+103FF); a binary id's marker
+ * is followed by a character below U+0100.
+ */
+function isBinaryId(id: string): boolean {
+  if (!id.startsWith(BINARY_MARKER)) return false;
+  const next = id.charCodeAt(1);
+  return !(next >= 0xdc00 && next <= 0xdfff);
+}
+
 /** The key to send for a key id: the string itself, or the original bytes. */
 export function keyFromId(id: string): Key {
-  if (!id.startsWith(BINARY_MARKER)) return id;
+  if (!isBinaryId(id)) return id;
   const bytes = new Uint8Array(id.length - 1);
   for (let i = 1; i < id.length; i++) bytes[i - 1] = id.charCodeAt(i);
   return bytes;
@@ -123,7 +134,7 @@ export function keyFromId(id: string): Key {
 
 /** A key id for messages: printable, short. */
 export function showKey(id: string): string {
-  const shown = id.startsWith(BINARY_MARKER) ? `<${id.length - 1} bytes>` : JSON.stringify(id);
+  const shown = isBinaryId(id) ? `<${id.length - 1} bytes>` : JSON.stringify(id);
   return shown.length > 80 ? shown.slice(0, 77) + "..." : shown;
 }
 

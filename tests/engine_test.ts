@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ComponentFn, declare, Engine } from "../lib/engine.ts";
+import { type ComponentFn, declare, Engine, keyFromId, keyId, showKey } from "../lib/engine.ts";
 import { RecordingTarget } from "./_recording_target.ts";
 import { fingerprint, initFingerprints } from "../lib/fingerprint.ts";
 import { type FileItem, walkDir } from "../lib/localfs.ts";
@@ -237,4 +237,15 @@ Deno.test('Engine.round() with onDuplicateKey "last" keeps the last declaration 
   const r = await f.round();
   assert.equal(r.summary.failed.length, 0);
   assert.deepEqual(r.changes, ['+k1={"n":"2"}']);
+});
+
+Deno.test("keyId() and keyFromId() round-trip text keys, astral characters and non-UTF-8 bytes", () => {
+  for (const key of ["plain", "\u{10000}abc", "\u{103FF}", "😀", ""]) {
+    assert.equal(keyFromId(keyId(key)), key, JSON.stringify(key));
+    assert.equal(keyId(new TextEncoder().encode(key)), keyId(key));
+  }
+  const bytes = new Uint8Array([0xff, 0x00, 0x61]);
+  assert.deepEqual(keyFromId(keyId(bytes)), bytes);
+  assert.equal(showKey(keyId(bytes)), "<3 bytes>");
+  assert.equal(showKey(keyId("\u{10000}")), JSON.stringify("\u{10000}"));
 });
