@@ -138,6 +138,9 @@ export function showKey(id: string): string {
   return shown.length > 80 ? shown.slice(0, 77) + "..." : shown;
 }
 
+/** The previous fingerprint of a key in doubt: equal to no fingerprint, so it is always sent. */
+const IN_DOUBT = "in-doubt";
+
 /** How a component reacts to declaring one key twice. @default "error" */
 export type OnDuplicateKey = "error" | "last";
 
@@ -286,6 +289,8 @@ export class Engine {
   /** Per target: key id → declaring components (one, or a sorted array). */
   readonly #index = new Map<string, Map<string, string | string[]>>();
   #declarationsLoaded = false;
+  /** Per target, keys sent but not committed: the target may hold a value the store lacks. */
+  readonly #inDoubt = new Map<string, Set<string>>();
   /** Stored targets that are not mounted: forgotten at the next commit. */
   readonly #orphans = new Set<string>();
 
@@ -315,6 +320,10 @@ export class Engine {
     const components = await this.#store.loadComponents(this.#app);
     for (const { target } of await this.#store.targets(this.#app)) {
       if (!this.#targets.has(target)) this.#orphans.add(target);
+    }
+    for (const [target, keys] of await this.#store.loadInDoubt(this.#app)) {
+      if (this.#targets.has(target)) this.#inDoubt.set(target, keys);
+      else this.#orphans.add(target);
     }
     this.#state = { components, declarations: new Map() };
     return [...this.#orphans];
@@ -466,28 +475,42 @@ export class Engine {
     // Plan per target. When a key's new owner is a component that did not run, its value is not
     // in memory: run that component too and plan again.
     type Group = Map<string, Map<string, Map<string, Collected>>>;
-    const planFor = async (group: Group, conflicts: string[]) => {
+    // Owners that could not be read this round: their keys wait, with the files that gave them.
+    const unreadable = new Set<string>();
+    const planFor = async (group: Group, conflicts: string[], allInDoubt: boolean) => {
       for (;;) {
-        const needed = new Set<string>();
-        const result = this.#plan(group, needed, conflicts);
-        const missing = [...needed].filter((c) => !group.has(c));
+        const needed = new Map<string, Set<string>>();
+        const result = this.#plan(group, needed, conflicts, unreadable, allInDoubt);
+        const missing = [...needed.keys()].filter((c) => !group.has(c));
         if (missing.length === 0) return result;
         for (const c of missing) {
-          if (!ran.has(c)) {
+          const failedBefore = summary.failed.some((f) => f.path === c);
+          if (!ran.has(c) && !failedBefore) {
             const item = itemsByPath.get(c) ?? await options.resolve?.(c);
             if (item !== undefined) await runOne(item, true);
           }
           const declared = ran.get(c);
-          if (declared === undefined) {
-            // The key's next owner cannot be read now. Publishing anything for the key could be
-            // wrong, so nothing of this is published and it is retried as a whole.
-            return new StatecastError(
-              `"${c}" must be read again (it now owns keys another file stopped declaring) ` +
-                "but could not be; nothing was published this round",
-              { path: c },
-            );
+          if (declared !== undefined) {
+            group.set(c, declared);
+            continue;
           }
-          group.set(c, declared);
+          // The key's next owner cannot be read now. Publishing anything for the key could be
+          // wrong, so the files that stopped declaring it wait (their rows stay as they are);
+          // everything else goes on.
+          unreadable.add(c);
+          for (const giver of needed.get(c)!) {
+            group.delete(giver);
+            ran.delete(giver);
+            memoUpdates.delete(giver);
+            summary.failed.push({
+              path: giver,
+              error: new StatecastError(
+                `"${giver}" was not published: keys it no longer declares now belong to ` +
+                  `"${c}", which could not be read`,
+                { path: giver },
+              ),
+            });
+          }
         }
       }
     };
@@ -511,15 +534,13 @@ export class Engine {
       return summary;
     };
 
-    if (ran.size > 0) await this.#loadDeclarations();
-    const planned = await planFor(ran, summary.conflicts);
-    if (planned instanceof Error) {
-      summary.applyError = planned;
-      return finish();
-    }
+    const doubts = [...this.#inDoubt.values()].some((keys) => keys.size > 0);
+    if (ran.size > 0 || doubts) await this.#loadDeclarations();
+    const planned = await planFor(ran, summary.conflicts, true);
     summary.unchangedKeys = planned.noops;
     count(planned.plan);
     if (options.dryRun) return finish();
+    await this.#markInDoubt(planned.plan);
     try {
       await this.#apply(planned.plan, options.onProgress);
     } catch (error) {
@@ -535,11 +556,7 @@ export class Engine {
       for (const c of [...ran.keys()].sort()) {
         if (!ran.has(c) || summary.failed.some((f) => f.path === c)) continue;
         const group: Group = new Map([[c, ran.get(c)!]]);
-        const one = await planFor(group, []);
-        if (one instanceof Error) {
-          summary.applyError = one;
-          return finish();
-        }
+        const one = await planFor(group, [], false);
         try {
           await this.#apply(one.plan);
         } catch (error) {
@@ -557,7 +574,8 @@ export class Engine {
           const record = memoUpdates.get(m);
           if (record !== undefined) memo.set(m, record);
         }
-        await this.#commit(group, memo, new Set([...group.keys()].filter((m) => removed.has(m))));
+        const gone = new Set([...group.keys()].filter((m) => removed.has(m)));
+        await this.#commit(group, memo, gone, one.plan);
         for (const member of group.keys()) {
           ran.delete(member);
           memoUpdates.delete(member);
@@ -565,14 +583,28 @@ export class Engine {
       }
       // What is left: memo rows of files whose content did not change.
       for (const f of summary.failed) memoUpdates.delete(f.path);
-      await this.#commit(new Map(), memoUpdates, new Set());
+      await this.#commit(new Map(), memoUpdates, new Set(), new Map());
       summary.committed = true;
       return finish();
     }
     testHook("after-apply");
-    await this.#commit(ran, memoUpdates, removed);
+    await this.#commit(ran, memoUpdates, removed, planned.plan);
     summary.committed = true;
     return finish();
+  }
+
+  /** Persists the keys about to be sent as in doubt, before anything is sent. */
+  async #markInDoubt(plan: Map<string, Array<Change<DeclaredState>>>): Promise<void> {
+    const marks = new Map<string, string[]>();
+    for (const [target, changes] of plan) {
+      if (changes.length === 0) continue;
+      const keys = new Set(this.#inDoubt.get(target));
+      for (const change of changes) keys.add(keyId(change.key));
+      marks.set(target, [...keys]);
+    }
+    if (marks.size === 0) return;
+    await this.#store.markInDoubt(this.#app, marks);
+    for (const [target, keys] of marks) this.#inDoubt.set(target, new Set(keys));
   }
 
   async #apply(
@@ -592,8 +624,10 @@ export class Engine {
 
   #plan(
     ran: Map<string, Map<string, Map<string, Collected>>>,
-    needed: Set<string>,
+    needed: Map<string, Set<string>>,
     conflicts: string[],
+    unreadable: Set<string>,
+    allInDoubt: boolean,
   ): { plan: Map<string, Array<Change<DeclaredState>>>; noops: number } {
     const committed = this.#loaded().declarations;
     const plan = new Map<string, Array<Change<DeclaredState>>>();
@@ -604,6 +638,7 @@ export class Engine {
     for (const c of ran.keys()) {
       for (const [t, byComponent] of committed) if (byComponent.has(c)) targets.add(t);
     }
+    if (allInDoubt) { for (const [t, keys] of this.#inDoubt) if (keys.size > 0) targets.add(t); }
     for (const target of targets) {
       if (!this.#targets.has(target)) {
         throw new TypeError(
@@ -630,6 +665,10 @@ export class Engine {
           else others.push(c);
         }
       }
+      // Keys in doubt are planned against an unknown previous value, so they are sent whatever
+      // the files say; a whole round plans all of them, a group of the isolation path its own.
+      const inDoubt = this.#inDoubt.get(target);
+      if (allInDoubt && inDoubt !== undefined) { for (const id of inDoubt) touched.add(id); }
       const changes: Array<Change<DeclaredState>> = [];
       for (const id of touched) {
         const declarers = index?.get(id);
@@ -639,7 +678,9 @@ export class Engine {
           ? [declarers]
           : declarers;
         const previousOwner = before[0];
-        const previous = previousOwner === undefined
+        const previous = inDoubt?.has(id)
+          ? IN_DOUBT
+          : previousOwner === undefined
           ? undefined
           : committedByComponent?.get(previousOwner)?.get(id);
         // New declarers: the ones that did not run keep declaring; the ran ones as they say now.
@@ -667,7 +708,12 @@ export class Engine {
           else {
             const fp = committedByComponent?.get(owner)?.get(id)!;
             if (fp !== previous) {
-              needed.add(owner); // its value is needed but only its fingerprint is known
+              // Its value is needed but only its fingerprint is known: it must run. The files
+              // that ran and stopped declaring the key hand it over.
+              if (unreadable.has(owner)) continue;
+              let givers = needed.get(owner);
+              if (givers === undefined) needed.set(owner, givers = new Set());
+              for (const c of before) if (ran.has(c)) givers.add(c);
               continue;
             }
             declared = { state: { key: keyFromId(id) }, fingerprint: fp };
@@ -688,13 +734,24 @@ export class Engine {
     ran: Map<string, Map<string, Map<string, Collected>>>,
     memoUpdates: Map<string, ComponentRecord>,
     removed: Set<string>,
+    applied: Map<string, Array<Change<DeclaredState>>>,
   ): Promise<void> {
     const state = this.#loaded();
+    // The keys just acknowledged are no longer in doubt.
+    const inDoubt = new Map<string, string[]>();
+    for (const [target, changes] of applied) {
+      const keys = this.#inDoubt.get(target);
+      if (keys === undefined || changes.length === 0) continue;
+      const left = new Set(keys);
+      for (const change of changes) left.delete(keyId(change.key));
+      inDoubt.set(target, [...left]);
+    }
     const commit: RoundCommit = {
       components: new Map(),
       declarations: [],
       removed: [...removed],
       forgetTargets: [...this.#orphans],
+      inDoubt,
     };
     for (const [c, record] of memoUpdates) commit.components.set(c, record);
     for (const [c, byTarget] of ran) {
@@ -709,6 +766,7 @@ export class Engine {
     }
     await this.#store.commit(this.#app, commit);
     this.#orphans.clear();
+    for (const [target, keys] of inDoubt) this.#inDoubt.set(target, new Set(keys));
 
     // The store now holds the round; mirror it in memory.
     for (const c of removed) state.components.delete(c);

@@ -3,7 +3,10 @@
  * any libSQL URL otherwise). Per app it holds:
  * - per component: the memo (size, mtime, content and logic fingerprints, when it was recorded);
  * - per target and component: the fingerprint of every key the component declared, as one JSON
- *   row (`[keyId, fp, keyId, fp, ...]`). One row per file keeps a commit to a few statements and
+ *   row (`[keyId, fp, keyId, fp, ...]`);
+ * - per target: the keys in doubt, written before changes are applied and cleared by the commit
+ *   after the acks, so a crash or a refused batch in between cannot leave the target holding a
+ *   value the store does not know about. One row per file keeps a commit to a few statements and
  *   a start-up to one read per file, not one per key (see README, "State store").
  *
  * What was last *published* for a key is derived: the fingerprint of its owner (the first
@@ -19,7 +22,7 @@ import { StatecastError } from "./errors.ts";
 import type { Fingerprint } from "./fingerprint.ts";
 
 /** The schema this statecast writes. Bump it and add a migration when the layout changes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Migrations: `MIGRATIONS[v]` takes a store from version v to v + 1. */
 const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
@@ -33,6 +36,13 @@ const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
       app TEXT NOT NULL, target TEXT NOT NULL, component TEXT NOT NULL,
       key_count INTEGER NOT NULL, keys TEXT NOT NULL,
       PRIMARY KEY (app, target, component)) WITHOUT ROWID`,
+  ],
+  [
+    // v2: keys whose value on the target may differ from the committed state (sent, not yet
+    // committed), re-sent whatever the files say until a commit settles them.
+    `CREATE TABLE IF NOT EXISTS statecast_in_doubt (
+      app TEXT NOT NULL, target TEXT NOT NULL, keys TEXT NOT NULL,
+      PRIMARY KEY (app, target)) WITHOUT ROWID`,
   ],
 ];
 
@@ -65,6 +75,8 @@ export interface RoundCommit {
   removed: string[];
   /** Targets no longer mounted: all their keys are removed. */
   forgetTargets?: string[];
+  /** Replaces the keys in doubt of these targets (an empty list clears them). */
+  inDoubt?: Map<string, string[]>;
 }
 
 /** A summary per target, for `status`. */
@@ -204,10 +216,16 @@ export class StateStore implements AsyncDisposable {
   async commit(app: string, commit: RoundCommit): Promise<void> {
     const statements: InStatement[] = [];
     for (const target of commit.forgetTargets ?? []) {
-      statements.push({
-        sql: "DELETE FROM statecast_declarations WHERE app = ? AND target = ?",
-        args: [app, target],
-      });
+      statements.push(
+        {
+          sql: "DELETE FROM statecast_declarations WHERE app = ? AND target = ?",
+          args: [app, target],
+        },
+        { sql: "DELETE FROM statecast_in_doubt WHERE app = ? AND target = ?", args: [app, target] },
+      );
+    }
+    for (const [target, keys] of commit.inDoubt ?? []) {
+      statements.push(inDoubtStatement(app, target, keys));
     }
     for (const component of commit.removed) {
       statements.push(
@@ -263,7 +281,25 @@ export class StateStore implements AsyncDisposable {
     await this.#client.batch([
       { sql: "DELETE FROM statecast_components WHERE app = ?", args: [app] },
       { sql: "DELETE FROM statecast_declarations WHERE app = ?", args: [app] },
+      { sql: "DELETE FROM statecast_in_doubt WHERE app = ?", args: [app] },
     ], "write");
+  }
+
+  /** The keys in doubt of `app`, per target. */
+  async loadInDoubt(app: string): Promise<Map<string, Set<string>>> {
+    const rs = await this.#client.execute({
+      sql: "SELECT target, keys FROM statecast_in_doubt WHERE app = ?",
+      args: [app],
+    });
+    return new Map(
+      rs.rows.map((r) => [String(r[0]), new Set(JSON.parse(String(r[1])) as string[])]),
+    );
+  }
+
+  /** Marks keys in doubt (replacing each given target's set), in one transaction. */
+  async markInDoubt(app: string, inDoubt: Map<string, string[]>): Promise<void> {
+    const statements = [...inDoubt].map(([target, keys]) => inDoubtStatement(app, target, keys));
+    if (statements.length > 0) await this.#client.batch(statements, "write");
   }
 
   /** Targets of `app` with their numbers of components and keys. */
@@ -305,6 +341,16 @@ export class StateStore implements AsyncDisposable {
  */
 export function redactUrl(url: string): string {
   return url.replace(/([?&]authToken=)[^&\s"']*/gi, "$1***");
+}
+
+function inDoubtStatement(app: string, target: string, keys: string[]): InStatement {
+  return keys.length === 0
+    ? { sql: "DELETE FROM statecast_in_doubt WHERE app = ? AND target = ?", args: [app, target] }
+    : {
+      sql: "INSERT INTO statecast_in_doubt (app, target, keys) VALUES (?, ?, ?) " +
+        "ON CONFLICT (app, target) DO UPDATE SET keys = excluded.keys",
+      args: [app, target, JSON.stringify(keys)],
+    };
 }
 
 function encodeKeys(keys: KeyFingerprints): string {

@@ -13,12 +13,19 @@ export class RecordingTarget implements Target<Row> {
   readonly id = "memory:rows";
   batches: Array<Array<Change<Row>>> = [];
   failNext = false;
+  /** Accept only this many changes of the next apply, then fail (a broker lost mid-batch). */
+  failAfter: number | undefined;
   /** Values containing this are refused as a broker refuses a message that is too large. */
   refuse = "TOO-BIG";
   fingerprint(state: Row) {
     return fingerprint(state.value);
   }
   apply(changes: ReadonlyArray<Change<Row>>): Promise<void> {
+    if (this.failAfter !== undefined) {
+      this.batches.push(changes.slice(0, this.failAfter));
+      this.failAfter = undefined;
+      return Promise.reject(new Error("broker lost mid-batch"));
+    }
     if (this.failNext) {
       this.failNext = false;
       return Promise.reject(new Error("broker down"));

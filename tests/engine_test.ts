@@ -39,7 +39,7 @@ async function fixture() {
   });
   const source = walkDir(dataDir, { include: ["**/*.csv"] });
   const round = async () => {
-    await using store = await StateStore.open(stateUrl);
+    await using store = await StateStore.open(stateUrl); // a new engine each time: a restart
     const engine = new Engine(store, "test");
     engine.addTarget(target);
     await engine.load();
@@ -190,7 +190,11 @@ Deno.test("Engine.round() fails only the file whose data the target refuses; the
   await f.write("b.csv", "key,n\nb1,2\n");
   await f.write("c.csv", "key,n\nc1,1\n");
   const r = await f.round();
-  assert.deepEqual(r.summary.failed.map((x) => x.path), ["a.csv"]);
+  assert.deepEqual(
+    r.summary.failed.map((x) => x.path),
+    ["a.csv"],
+    String(r.summary.failed.map((x) => x.error)),
+  );
   assert.match(String(r.summary.failed[0]!.error), /MESSAGE_TOO_LARGE/);
   assert.deepEqual(r.changes, ['+b1={"n":"2"}', '+c1={"n":"1"}']);
   assert.equal(r.summary.committed, true);
@@ -248,4 +252,56 @@ Deno.test("keyId() and keyFromId() round-trip text keys, astral characters and n
   assert.deepEqual(keyFromId(keyId(bytes)), bytes);
   assert.equal(showKey(keyId(bytes)), "<3 bytes>");
   assert.equal(showKey(keyId("\u{10000}")), JSON.stringify("\u{10000}"));
+});
+
+Deno.test("Engine.round() re-sends keys a failed apply left in doubt, even after the file is reverted", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\n");
+  await f.round();
+  await f.write("a.csv", "key,n\nk1,NEW\nk2,NEW\n");
+  f.target.failAfter = 1; // k1=NEW reaches the topic, then the broker is lost
+  const failed = await f.round();
+  assert.equal(failed.summary.committed, false);
+  assert.deepEqual(failed.changes, ['+k1={"n":"NEW"}']);
+  // The user reverts the file before the next run (a restart: a new engine on the same store).
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\n");
+  assert.deepEqual(
+    (await f.round()).changes,
+    ['+k1={"n":"1"}', '+k2={"n":"2"}'],
+    "the topic is repaired",
+  );
+  assert.deepEqual((await f.round()).changes, [], "and the doubt is settled");
+});
+
+Deno.test("Engine.round() retracts a key left in doubt that no file declares any more", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\n");
+  await f.round();
+  await f.write("a.csv", "key,n\nk1,1\nk9,9\n");
+  f.target.failAfter = 1; // k9 lands, uncommitted
+  await f.round();
+  f.target.last();
+  await f.write("a.csv", "key,n\nk1,1\n"); // k9 never existed as far as the store knows
+  assert.deepEqual((await f.round()).changes, ["-k9"], "the uncommitted k9 is retracted");
+  assert.deepEqual((await f.round()).changes, []);
+});
+
+Deno.test("Engine.round() holds back only the files that hand keys to an unreadable new owner", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nshared,from-a\n");
+  await f.write("b.csv", "key,n\nshared,from-b\n");
+  await f.write("c.csv", "key,n\nc1,1\n");
+  await f.round();
+  await f.write("a.csv", "key,n\n"); // a drops the key; b, broken now, would own it
+  await f.write("b.csv", 'key,n\nshared,"open\n');
+  await f.write("c.csv", "key,n\nc1,2\n");
+  const r = await f.round();
+  assert.deepEqual(r.summary.failed.map((x) => x.path).sort(), ["a.csv", "b.csv"]);
+  assert.match(
+    String(r.summary.failed.find((x) => x.path === "a.csv")!.error),
+    /"a.csv" was not published: keys it no longer declares now belong to "b.csv", which could not be read/,
+  );
+  assert.deepEqual(r.changes, ['+c1={"n":"2"}'], "the other files go on");
+  await f.write("b.csv", "key,n\nshared,from-b\n");
+  assert.deepEqual((await f.round()).changes, ['+shared={"n":"from-b"}'], "fixed: handed over");
 });

@@ -80,3 +80,37 @@ Deno.test("StateStore.open() never prints a remote store's auth token", async ()
     },
   );
 });
+
+Deno.test("StateStore.open() migrates a version 1 store, keeping its rows", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  try {
+    {
+      await using store = await StateStore.open(url);
+      await store.commit("app", {
+        components: new Map(),
+        declarations: [{
+          target: "t",
+          component: "a.csv",
+          keys: new Map([["k", "0000000000000001"]]),
+        }],
+        removed: [],
+      });
+    }
+    const client = createClient({ url });
+    await client.batch([
+      "DROP TABLE statecast_in_doubt",
+      "UPDATE statecast_meta SET value = '1' WHERE name = 'schema_version'",
+    ], "write");
+    client.close();
+    await using store = await StateStore.open(url);
+    assert.equal(
+      (await store.load("app")).declarations.get("t")?.get("a.csv")?.get("k"),
+      "0000000000000001",
+    );
+    await store.markInDoubt("app", new Map([["t", ["k"]]]));
+    assert.deepEqual(await store.loadInDoubt("app"), new Map([["t", new Set(["k"])]]));
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
