@@ -15,7 +15,7 @@ import { stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { watchTree } from "./_runtime.ts";
 import type { ComponentFn, Engine, RoundSummary } from "./engine.ts";
-import { type DirSource, type FileItem, isIgnoredPath } from "./localfs.ts";
+import type { DirSource, FileItem } from "./localfs.ts";
 
 /** Options of {@linkcode runLive}. */
 export interface LiveOptions {
@@ -26,6 +26,12 @@ export interface LiveOptions {
   /** Called once the watcher is set up. */
   onReady?: () => void;
 }
+
+/**
+ * Events on one path are coalesced while they keep coming, but a round is never put off by more
+ * than this many quiet windows after the first pending event.
+ */
+const MAX_COALESCE_FACTOR = 20;
 
 /** Longest wait before retrying a round whose target failed. */
 const MAX_RETRY_MS = 30_000;
@@ -44,13 +50,21 @@ export async function runLive(
   let ready: boolean = false;
   let wake: (() => void) | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the oldest pending event arrived: a stream of events delays a round only so long. */
+  let firstPendingAt: number | undefined;
+  /** A retry after a failed round is not brought forward by new events. */
+  let notBefore = 0;
   const schedule = (delayMs: number) => {
     if (timer !== undefined) clearTimeout(timer);
+    const now = Date.now();
+    firstPendingAt ??= now;
+    const latest = firstPendingAt + MAX_COALESCE_FACTOR * source.debounceMs;
+    const at = Math.max(notBefore, Math.min(now + delayMs, latest));
     timer = setTimeout(() => {
       timer = undefined;
       ready = true;
       wake?.();
-    }, delayMs);
+    }, Math.max(0, at - now));
   };
   const onAbort = () => wake?.();
   signal.addEventListener("abort", onAbort, { once: true });
@@ -65,15 +79,22 @@ export async function runLive(
   // Collect events in the background; the loop below drains them.
   const watching = (async () => {
     for await (const event of watchTree(root, signal)) {
+      let relevant = event.rescan;
       if (event.rescan) fullRescan = true;
       for (const path of event.paths) {
         const rel = relative(root, isAbsolute(path) ? path : join(root, path));
         if (rel.startsWith("..")) continue;
         const posix = rel.split(sep).join("/");
-        if (posix === "") fullRescan = true;
-        else if (!isIgnoredPath(posix)) pending.add(posix);
+        if (posix === "") fullRescan = relevant = true;
+        else if (!posix.split("/").some((segment) => segment.startsWith("."))) {
+          // Hidden paths can never be items. Others are sorted out after a stat: a file must
+          // match the source, while a folder (even one named like a temp file) may hold items.
+          pending.add(posix);
+          relevant = true;
+        }
       }
-      if (fullRescan || pending.size > 0) schedule(source.debounceMs);
+      // Events on paths that cannot matter do not delay a round that is due.
+      if (relevant) schedule(source.debounceMs);
     }
   })();
   options.onReady?.();
@@ -87,6 +108,7 @@ export async function runLive(
         continue;
       }
       ready = false;
+      firstPendingAt = undefined;
       const paths = [...pending];
       pending.clear();
       const full: boolean = fullRescan;
@@ -101,8 +123,13 @@ export async function runLive(
         for (const p of paths) pending.add(p);
         fullRescan ||= full;
         failures++;
-        schedule(Math.min(MAX_RETRY_MS, 500 * 2 ** failures));
-      } else failures = 0;
+        const pause = Math.min(MAX_RETRY_MS, 500 * 2 ** failures);
+        notBefore = Date.now() + pause;
+        schedule(pause);
+      } else {
+        failures = 0;
+        notBefore = 0;
+      }
     }
   } finally {
     signal.removeEventListener("abort", onAbort);

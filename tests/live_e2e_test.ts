@@ -296,3 +296,36 @@ Deno.test("main.ts --live exits within 2 s of SIGINT, and at once on a second SI
   child.kill("SIGINT");
   assert.equal((await child.status).code, 130);
 });
+
+Deno.test("main.ts --live retracts a folder named like a temp file when it leaves the tree", async () => {
+  await using job = await LiveJob.create("tmpdir", "deno");
+  await mkdir(join(job.data, "export.tmp"));
+  await job.write("export.tmp/a.csv", "id,v\nt1,1\n");
+  await job.start();
+  assert.deepEqual(await job.landed(1), [`t1=${row({ id: "t1", v: "1" })}`]);
+  await rename(join(job.data, "export.tmp"), join(job.dir, "moved-out"));
+  assert.deepEqual(await job.landed(1), ["t1=null"]);
+});
+
+Deno.test("main.ts --live sends an edit while another file keeps changing (a download in progress)", async () => {
+  await using job = await LiveJob.create("busy", "deno");
+  await job.write("a.csv", "id,v\nk1,1\n");
+  await job.start();
+  await job.landed(1);
+  let downloading = true;
+  const download = (async () => {
+    const deadline = Date.now() + WAIT_MS + 5_000;
+    while (downloading && Date.now() < deadline) {
+      await appendFile(join(job.data, "big.csv.part"), "x".repeat(100));
+      await sleep(20);
+    }
+  })();
+  try {
+    await sleep(200);
+    await job.write("a.csv", "id,v\nk1,2\n");
+    assert.deepEqual(await job.landed(1), [`k1=${row({ id: "k1", v: "2" })}`]);
+  } finally {
+    downloading = false;
+    await download;
+  }
+});
