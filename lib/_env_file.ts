@@ -16,10 +16,12 @@ export function parseEnvFile(text: string): Map<string, string> {
     const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
     if (m === null) continue;
     let value = m[2]!;
-    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
-      value = value.slice(1, -1).replaceAll("\\n", "\n").replaceAll('\\"', '"');
-    } else if (value.length >= 2 && value.startsWith("'") && value.endsWith("'")) {
-      value = value.slice(1, -1);
+    const quoted = /^"((?:[^"\\]|\\.)*)"(?:\s+#.*)?$/.exec(value) ??
+      /^'([^']*)'(?:\s+#.*)?$/.exec(value);
+    if (quoted !== null) {
+      value = value.startsWith('"')
+        ? quoted[1]!.replaceAll("\\n", "\n").replaceAll('\\"', '"')
+        : quoted[1]!;
     } else {
       value = value.replace(/\s+#.*$/, "");
     }

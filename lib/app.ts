@@ -195,7 +195,8 @@ export class App {
     return {
       run,
       memo: options.memo ?? false,
-      logic: `${STATE_FORMAT}\n${options.version ?? ""}\n${run.toString()}`,
+      logic: `${STATE_FORMAT}\n${options.version ?? ""}\n${options.onDuplicateKey ?? "error"}\n` +
+        run.toString(),
       onDuplicateKey: options.onDuplicateKey ?? "error",
     };
   }
@@ -410,7 +411,12 @@ export class App {
       return exit(2);
     }
     try {
-      loadEnvFile(values["env-file"] ?? ".env", values["env-file"] === undefined);
+      try {
+        loadEnvFile(values["env-file"] ?? ".env", values["env-file"] === undefined);
+      } catch (error) {
+        console.error(`error: ${errorMessage(error)}`);
+        return exit(2);
+      }
       const state = values.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
       if (command === "status") {
         await this.status(state);

@@ -157,7 +157,11 @@ async function partialRound(
     try {
       const s = await stat(join(source.root, ...path.split("/")));
       kind = s.isDirectory() ? "dir" : s.isFile() ? "file" : "gone";
-    } catch { /* gone */ }
+    } catch (error) {
+      // Only a path that is not there is gone; one that cannot be read fails as a file.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") kind = "file";
+    }
     if (kind === "file") {
       const item = await source.item(path);
       if (item !== undefined) items.set(path, item);

@@ -57,17 +57,22 @@ export class FileItem implements SourceItem {
   readonly size: number;
   readonly mtimeMs: number;
   #bytes: Promise<Uint8Array> | undefined;
+  readonly #statError: unknown;
 
-  constructor(path: string, fullPath: string, size: number, mtimeMs: number) {
+  constructor(path: string, fullPath: string, size: number, mtimeMs: number, statError?: unknown) {
     this.path = path;
     this.fullPath = fullPath;
     this.size = size;
     this.mtimeMs = mtimeMs;
+    this.#statError = statError;
   }
 
   /** The file's bytes, read once. */
   bytes(): Promise<Uint8Array> {
-    this.#bytes ??= readFile(this.fullPath).then(
+    const read = this.#statError === undefined
+      ? readFile(this.fullPath)
+      : Promise.reject(this.#statError);
+    this.#bytes ??= read.then(
       (b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
       (cause) => {
         throw new StatecastError(`Cannot read "${this.path}": ${(cause as Error).message}`, {
@@ -173,8 +178,11 @@ export class DirSource implements AsyncIterable<FileItem> {
       const s = await stat(fullPath);
       return s.isFile() ? new FileItem(path, fullPath, s.size, s.mtimeMs) : undefined;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+      // There but unreadable (a symlink loop, no permission): an item that fails when read, so
+      // the file is reported and keeps what it published, and the other files go on.
+      return new FileItem(path, fullPath, -1, 0, error);
     }
   }
 
@@ -194,7 +202,18 @@ export class DirSource implements AsyncIterable<FileItem> {
     }
     const paths: string[] = [];
     const walk = async (dir: string): Promise<void> => {
-      const entries = await readdir(dir, { withFileTypes: true });
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (cause) {
+        if (dir === this.root) throw cause;
+        // Skipping the folder would retract every row of its files: stop the run instead.
+        throw new StatecastError(
+          `Cannot read the folder "${relative(this.root, dir).split(sep).join("/")}" under ` +
+            `"${this.root}": ${(cause as Error).message}; nothing was sent or retracted`,
+          { cause },
+        );
+      }
       for (const entry of entries) {
         const full = join(dir, entry.name);
         const rel = relative(this.root, full).split(sep).join("/");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeUtf8, walkDir } from "../lib/localfs.ts";
@@ -71,4 +71,17 @@ Deno.test("decodeUtf8() names the file and line of invalid UTF-8", () => {
     return true;
   });
   assert.equal(decodeUtf8(new TextEncoder().encode("héllo ✓ 😀"), "y.csv"), "héllo ✓ 😀");
+});
+
+Deno.test("walkDir() lists an unreadable file as an item that fails when read, naming it", async () => {
+  const root = await tree(["ok.csv"]);
+  try {
+    await symlink(join(root, "loop.csv"), join(root, "loop.csv")); // a symlink to itself
+    const items = await walkDir(root, { include: ["**/*.csv"] }).scan();
+    assert.deepEqual(items.map((i) => i.path), ["loop.csv", "ok.csv"]);
+    await assert.rejects(items[0]!.bytes(), /Cannot read "loop.csv": .*(loop|ELOOP)/i);
+    assert.equal(new TextDecoder().decode(await items[1]!.bytes()), "x");
+  } finally {
+    await rm(root, { recursive: true });
+  }
 });
