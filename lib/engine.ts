@@ -553,9 +553,10 @@ export class Engine {
       // file fails like a file that cannot be parsed, and the others go through.
       summary.upserts = summary.deletes = 0;
       summary.changes = [];
-      for (const c of [...ran.keys()].sort()) {
+      for (const members of this.#linkedGroups(ran)) {
+        const c = members[0]!;
         if (!ran.has(c) || summary.failed.some((f) => f.path === c)) continue;
-        const group: Group = new Map([[c, ran.get(c)!]]);
+        const group: Group = new Map(members.map((m) => [m, ran.get(m)!]));
         const one = await planFor(group, [], false);
         try {
           await this.#apply(one.plan);
@@ -591,6 +592,44 @@ export class Engine {
     await this.#commit(ran, memoUpdates, removed, planned.plan);
     summary.committed = true;
     return finish();
+  }
+
+  /**
+   * The ran components in groups that share no key (before or now, on any target), sorted: files
+   * that hand keys to each other are applied and committed together, so the isolation path never
+   * sends a key's tombstone in one group and its new owner's value in another.
+   */
+  #linkedGroups(ran: Map<string, Map<string, Map<string, Collected>>>): string[][] {
+    const parent = new Map<string, string>();
+    const find = (c: string): string => {
+      let root = c;
+      while (parent.get(root) !== root) root = parent.get(root)!;
+      parent.set(c, root);
+      return root;
+    };
+    const firstHolder = new Map<string, string>(); // target + key id -> a component holding it
+    const link = (target: string, id: string, c: string) => {
+      const k = `${target}\u0000${id}`;
+      const other = firstHolder.get(k);
+      if (other === undefined) firstHolder.set(k, c);
+      else parent.set(find(other), find(c));
+    };
+    const committed = this.#loaded().declarations;
+    for (const c of ran.keys()) parent.set(c, c);
+    for (const [c, byTarget] of ran) {
+      for (const [target, keys] of byTarget) for (const id of keys.keys()) link(target, id, c);
+      for (const [target, byComponent] of committed) {
+        for (const id of byComponent.get(c)?.keys() ?? []) link(target, id, c);
+      }
+    }
+    const groups = new Map<string, string[]>();
+    for (const c of [...ran.keys()].sort()) {
+      const root = find(c);
+      const group = groups.get(root);
+      if (group === undefined) groups.set(root, [c]);
+      else group.push(c);
+    }
+    return [...groups.values()];
   }
 
   /** Persists the keys about to be sent as in doubt, before anything is sent. */

@@ -305,3 +305,16 @@ Deno.test("Engine.round() holds back only the files that hand keys to an unreada
   await f.write("b.csv", "key,n\nshared,from-b\n");
   assert.deepEqual((await f.round()).changes, ['+shared={"n":"from-b"}'], "fixed: handed over");
 });
+
+Deno.test("Engine.round() applies files that hand a key over together when another file is refused", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nshared,A\n");
+  await f.write("z.csv", "key,n\nz1,1\n");
+  await f.round();
+  await f.write("a.csv", "key,n\n"); // a lets go of the key ...
+  await f.write("b.csv", "key,n\nshared,B\n"); // ... a new file takes it
+  await f.write("z.csv", "key,n\nz1,TOO-BIG\n"); // and an unrelated file is refused
+  const r = await f.round();
+  assert.deepEqual(r.summary.failed.map((x) => x.path), ["z.csv"]);
+  assert.deepEqual(r.changes, ['+shared={"n":"B"}'], "one upsert, no tombstone in between");
+});
