@@ -268,8 +268,14 @@ export class App {
       });
       result.summaries.push(summary);
       if (!this.#report(summary, log, options.dryRun ?? false)) result.exitCode = 1;
-      if (options.live && !options.dryRun && !options.signal?.aborted) {
+      if (options.live && !mount.source.live) {
+        log.warn(
+          `--live: the source "${mount.source.root}" was made with live: false; not watching`,
+        );
+      }
+      if (options.live && mount.source.live && !options.dryRun && !options.signal?.aborted) {
         await runLive(engine, mount.fn, mount.source, {
+          onError: (error) => log.error(`live round failed, retrying: ${errorMessage(error)}`),
           signal: options.signal ?? new AbortController().signal,
           onReady: () => log.info(`${this.name}: watching "${mount.source.root}" (Ctrl-C to stop)`),
           onRound: (summary, changed) => {

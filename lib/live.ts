@@ -23,6 +23,8 @@ export interface LiveOptions {
   signal: AbortSignal;
   /** Called after every round that had something to do. */
   onRound: (summary: RoundSummary, changedPaths: number) => void;
+  /** Called when a round could not run at all (it is retried after a pause). */
+  onError: (error: unknown) => void;
   /** Called once the watcher is set up. */
   onReady?: () => void;
 }
@@ -113,12 +115,18 @@ export async function runLive(
       pending.clear();
       const full: boolean = fullRescan;
       fullRescan = false;
-      const summary = full
-        ? await engine.round(fn, await source.scan(), { fullScan: true })
-        : await partialRound(engine, fn, source, paths);
-      if (summary === undefined) continue;
-      options.onRound(summary, full ? summary.scanned : paths.length);
-      if (summary.applyError !== undefined) {
+      let summary: RoundSummary | undefined;
+      let error: unknown;
+      try {
+        summary = full
+          ? await engine.round(fn, await source.scan(), { fullScan: true })
+          : await partialRound(engine, fn, source, paths);
+      } catch (e) {
+        error = e; // a folder that cannot be read, a store that is busy: try again later
+        options.onError(e);
+      }
+      if (summary !== undefined) options.onRound(summary, full ? summary.scanned : paths.length);
+      if (error !== undefined || summary?.applyError !== undefined) {
         // Nothing was committed: the same paths go again, after a growing pause.
         for (const p of paths) pending.add(p);
         fullRescan ||= full;

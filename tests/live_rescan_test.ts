@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { type ComponentFn, declare, Engine } from "../lib/engine.ts";
 import { fingerprint, initFingerprints } from "../lib/fingerprint.ts";
 import { runLive } from "../lib/live.ts";
-import { type FileItem, walkDir } from "../lib/localfs.ts";
+import { DirSource, type FileItem, walkDir } from "../lib/localfs.ts";
 import { StateStore } from "../lib/state_store.ts";
 import { RecordingTarget } from "./_recording_target.ts";
 
@@ -58,6 +58,9 @@ for (
       const live = runLive(engine, fn, source, {
         signal: controller.signal,
         onRound: () => rounds++,
+        onError: (error) => {
+          throw error;
+        },
       });
       await sleep(100);
       await writeFile(join(dir, "outside.csv"), "key,n\nk1,2\n"); // no event under data/
@@ -78,3 +81,60 @@ for (
     }
   });
 }
+
+Deno.test("runLive() reports a round that cannot run and tries again after a pause", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-rescan-"));
+  const data = join(dir, "data");
+  await mkdir(data);
+  await writeFile(join(data, "a.csv"), "key,n\nk1,1\n");
+  const target = new RecordingTarget();
+  const fn: ComponentFn<FileItem> = {
+    memo: true,
+    logicFingerprint: fingerprint("retry-test"),
+    onDuplicateKey: "error",
+    run: async (item) => {
+      for await (const { key, n } of item.csvRows()) declare(target, { key: key!, value: n! });
+    },
+  };
+  // A source whose next full scan fails once, as a folder that cannot be read would.
+  class FlakySource extends DirSource {
+    failures = 0;
+    failNext = false;
+    override scan(under = ""): Promise<FileItem[]> {
+      if (this.failNext) {
+        this.failNext = false;
+        this.failures++;
+        return Promise.reject(new Error("cannot read a folder"));
+      }
+      return super.scan(under);
+    }
+  }
+  const source = new FlakySource(data, { include: ["**/*.csv"], rescanIntervalMs: 200 });
+  const controller = new AbortController();
+  const errors: string[] = [];
+  const store = await StateStore.open(`file:${join(dir, "state.db")}`);
+  try {
+    const engine = new Engine(store, "retry");
+    engine.addTarget(target);
+    await engine.load();
+    await engine.round(fn, await source.scan(), { fullScan: true });
+    target.last();
+    source.failNext = true;
+    await writeFile(join(data, "a.csv"), "key,n\nk1,2\n");
+    const live = runLive(engine, fn, source, {
+      signal: controller.signal,
+      onRound: () => {},
+      onError: (error) => errors.push(String(error)),
+    });
+    await until(() => target.batches.length > 0, "the retried round to send the change");
+    assert.equal(source.failures, 1);
+    assert.deepEqual(errors, ["Error: cannot read a folder"]);
+    assert.deepEqual(target.last(), ["+k1=2"]);
+    controller.abort();
+    await live;
+  } finally {
+    controller.abort();
+    store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
