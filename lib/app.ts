@@ -10,7 +10,6 @@ import { args as runtimeArgs, exit, onStopSignal, stderrIsTerminal } from "./_ru
 import { loadEnvFile } from "./_env_file.ts";
 import { Context, withMountScope } from "./context.ts";
 import {
-  type ComponentFailure,
   type ComponentFn,
   Engine,
   keyId,
@@ -18,7 +17,6 @@ import {
   type PlannedChange,
   type RoundSummary,
   showKey,
-  type SourceItem,
 } from "./engine.ts";
 import { errorMessage } from "./errors.ts";
 import { fingerprint, initFingerprints } from "./fingerprint.ts";
@@ -294,11 +292,7 @@ export class App {
   /** Logs a round; false when something failed. */
   #report(summary: RoundSummary, log: Log, dryRun: boolean): boolean {
     for (const change of summary.changes) console.log(formatChange(change));
-    for (const conflict of summary.conflicts) log.warn(conflict);
-    for (const failure of summary.failed) this.#reportFailure(failure, log);
-    if (summary.applyError !== undefined) {
-      log.error(`nothing was committed: ${errorMessage(summary.applyError)}`);
-    }
+    this.#reportProblems(summary, log, "nothing was committed");
     const seconds = (summary.elapsedMs / 1000).toFixed(2);
     const line = `${summary.scanned} files scanned, ${summary.unchanged} unchanged, ` +
       `${summary.failed.length} failed; ${summary.upserts} upserts, ${summary.deletes} deletes, ` +
@@ -318,20 +312,21 @@ export class App {
     return summary.failed.length === 0 && summary.applyError === undefined;
   }
 
-  #reportFailure(failure: ComponentFailure, log: Log): void {
-    const message = errorMessage(failure.error);
-    log.error(message.includes(`"${failure.path}"`) ? message : `"${failure.path}": ${message}`, {
-      path: failure.path,
-    });
+  /** A round's conflicts (warnings), failed files (naming each) and target failure. */
+  #reportProblems(summary: RoundSummary, log: Log, notCommitted: string): void {
+    for (const conflict of summary.conflicts) log.warn(conflict);
+    for (const { path, error } of summary.failed) {
+      const message = errorMessage(error);
+      log.error(message.includes(`"${path}"`) ? message : `"${path}": ${message}`, { path });
+    }
+    if (summary.applyError !== undefined) {
+      log.error(`${notCommitted}: ${errorMessage(summary.applyError)}`);
+    }
   }
 
   /** One log line per live round, plus its failures and conflicts. */
   #reportLive(summary: RoundSummary, changed: number, log: Log): void {
-    for (const conflict of summary.conflicts) log.warn(conflict);
-    for (const failure of summary.failed) this.#reportFailure(failure, log);
-    if (summary.applyError !== undefined) {
-      log.error(`nothing was committed, retrying: ${errorMessage(summary.applyError)}`);
-    }
+    this.#reportProblems(summary, log, "nothing was committed, retrying");
     const ms = Math.round(summary.elapsedMs);
     log.info(
       `${this.name}: live: ${changed} files changed, ${summary.upserts} upserts, ` +
@@ -486,5 +481,3 @@ Options:
 
 Exit codes: 0 ok, 1 a file or the target failed, 2 bad usage, 130 interrupted.`;
 }
-
-export type { SourceItem };

@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { errorMessage, StatecastError } from "./errors.ts";
+import { StatecastError } from "./errors.ts";
 import { type Fingerprint, fingerprint } from "./fingerprint.ts";
 import type {
   ComponentRecord,
@@ -847,9 +847,4 @@ function testHook(point: string): void {
     console.error(`statecast: STATECAST_TEST_CRASH=${point}: exiting before the commit`);
     process.exit(70);
   }
-}
-
-/** Describes a component failure for a log line. */
-export function describeFailure(failure: ComponentFailure): string {
-  return errorMessage(failure.error);
 }

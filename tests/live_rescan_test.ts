@@ -23,6 +23,18 @@ async function until(check: () => boolean, what: string): Promise<void> {
   }
 }
 
+/** Each row `key,n` of a file declares `n` under `key` on `target`. */
+function csvComponent(target: RecordingTarget): ComponentFn<FileItem> {
+  return {
+    memo: true,
+    logicFingerprint: fingerprint("live-test"),
+    onDuplicateKey: "error",
+    run: async (item) => {
+      for await (const { key, n } of item.csvRows()) declare(target, { key: key!, value: n! });
+    },
+  };
+}
+
 for (
   const [name, rescanIntervalMs, expectRescan] of [
     ["finds a change no event reported with the periodic rescan", 300, true],
@@ -36,14 +48,7 @@ for (
     await writeFile(join(dir, "outside.csv"), "key,n\nk1,1\n");
     await symlink(join(dir, "outside.csv"), join(data, "linked.csv"));
     const target = new RecordingTarget();
-    const fn: ComponentFn<FileItem> = {
-      memo: true,
-      logicFingerprint: fingerprint("rescan-test"),
-      onDuplicateKey: "error",
-      run: async (item) => {
-        for await (const { key, n } of item.csvRows()) declare(target, { key: key!, value: n! });
-      },
-    };
+    const fn = csvComponent(target);
     const controller = new AbortController();
     const store = await StateStore.open(`file:${join(dir, "state.db")}`);
     try {
@@ -88,14 +93,7 @@ Deno.test("runLive() reports a round that cannot run and tries again after a pau
   await mkdir(data);
   await writeFile(join(data, "a.csv"), "key,n\nk1,1\n");
   const target = new RecordingTarget();
-  const fn: ComponentFn<FileItem> = {
-    memo: true,
-    logicFingerprint: fingerprint("retry-test"),
-    onDuplicateKey: "error",
-    run: async (item) => {
-      for await (const { key, n } of item.csvRows()) declare(target, { key: key!, value: n! });
-    },
-  };
+  const fn = csvComponent(target);
   // A source whose next full scan fails once, as a folder that cannot be read would.
   class FlakySource extends DirSource {
     failures = 0;
