@@ -221,6 +221,11 @@ export interface ComponentFn<I extends SourceItem = SourceItem> {
 export interface ComponentFailure {
   path: string;
   error: unknown;
+  /**
+   * Set when the file waits: it hands keys to this component, which cannot be read now. The
+   * file's committed state (its keys and its memo row) is kept until the handover happens.
+   */
+  blockedBy?: string;
 }
 
 /** A planned change, for dry runs and logs. */
@@ -502,8 +507,11 @@ export class Engine {
             group.delete(giver);
             ran.delete(giver);
             memoUpdates.delete(giver);
+            // A file that is gone waits too: committing its removal would forget what it owes.
+            removed.delete(giver);
             summary.failed.push({
               path: giver,
+              blockedBy: c,
               error: new StatecastError(
                 `"${giver}" was not published: keys it no longer declares now belong to ` +
                   `"${c}", which could not be read`,

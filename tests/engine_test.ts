@@ -318,3 +318,20 @@ Deno.test("Engine.round() applies files that hand a key over together when anoth
   assert.deepEqual(r.summary.failed.map((x) => x.path), ["z.csv"]);
   assert.deepEqual(r.changes, ['+shared={"n":"B"}'], "one upsert, no tombstone in between");
 });
+
+Deno.test("Engine.round() keeps a deleted file that waits on an unreadable new owner until the handover", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nK,fromA\nonlyA,1\n");
+  await f.write("b.csv", "key,n\nK,fromB\n");
+  await f.round();
+  await f.write("b.csv", 'key,n\nK,"fromB\n'); // the next owner of K breaks ...
+  await Deno.remove(join(f.dataDir, "a.csv")); // ... as its owner goes away
+  const waiting = await f.round();
+  assert.deepEqual(waiting.changes, []);
+  const a = waiting.summary.failed.find((x) => x.path === "a.csv");
+  assert.equal(a?.blockedBy, "b.csv");
+  assert.deepEqual((await f.round()).changes, [], "still waiting, still nothing sent");
+  await f.write("b.csv", "key,n\nK,fromB\n");
+  assert.deepEqual((await f.round()).changes, ['+K={"n":"fromB"}', "-onlyA"], "handed over");
+  assert.deepEqual((await f.round()).changes, []);
+});
