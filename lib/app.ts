@@ -11,6 +11,7 @@ import { loadEnvFile } from "./_env_file.ts";
 import { Context, withMountScope } from "./context.ts";
 import {
   type ComponentFn,
+  DEFAULT_MAX_DELETE_SHARE,
   Engine,
   keyId,
   type OnDuplicateKey,
@@ -40,6 +41,13 @@ export const DEFAULT_STATE_URL = "file:.statecast/state.db";
 export interface AppOptions {
   /** The app's name: its namespace in the state store. Renaming it starts from scratch. */
   name: string;
+  /**
+   * The delete guard: a round that would delete more than this share of a target's keys (and
+   * more than 20 keys), or any key because the source folder is empty, sends nothing, commits
+   * nothing and fails, unless run with `--allow-deletes`. 1 turns the share check off.
+   * @default 0.5
+   */
+  maxDeleteShare?: number;
 }
 
 /** Options of {@linkcode App.fn}. */
@@ -77,6 +85,8 @@ export interface RunOptions {
   dryRun?: boolean;
   /** State store URL. @default env STATECAST_STATE, else "file:.statecast/state.db" */
   state?: string;
+  /** Send deletes whatever their number (the delete guard is off for this run). @default false */
+  allowDeletes?: boolean;
   /** Print only errors. @default false */
   quiet?: boolean;
   /** Log lines as text or JSON objects. @default "text" */
@@ -169,6 +179,7 @@ function progressBar(
  */
 export class App {
   readonly name: string;
+  readonly #maxDeleteShare: number;
   #lifespan: Lifespan | undefined;
   #main: (() => Promise<void> | void) | undefined;
   #mounts: Mount[] | undefined;
@@ -178,6 +189,11 @@ export class App {
       throw new TypeError('App needs a non-empty name: new App({ name: "CsvToKafka" })');
     }
     this.name = options.name;
+    const share = options.maxDeleteShare ?? DEFAULT_MAX_DELETE_SHARE;
+    if (!(share >= 0)) {
+      throw new RangeError(`maxDeleteShare must be a number from 0 to 1, got ${share}`);
+    }
+    this.#maxDeleteShare = share;
   }
 
   /** Sets the start-up function that provides resources; what it returns runs at shutdown. */
@@ -258,8 +274,10 @@ export class App {
         );
       }
       const items = await mount.source.scan();
+      const maxDeleteShare = options.allowDeletes ? Infinity : this.#maxDeleteShare;
       const summary = await engine.round(mount.fn, items, {
         fullScan: true,
+        maxDeleteShare,
         dryRun: options.dryRun ?? false,
         keepChanges: options.dryRun ?? false,
         onProgress: progressBar(!options.quiet && stderrIsTerminal()),
@@ -275,6 +293,7 @@ export class App {
         await runLive(engine, mount.fn, mount.source, {
           onError: (error) => log.error(`live round failed, retrying: ${errorMessage(error)}`),
           signal: options.signal ?? new AbortController().signal,
+          maxDeleteShare,
           onReady: () => log.info(`${this.name}: watching "${mount.source.root}" (Ctrl-C to stop)`),
           onRound: (summary, changed) => {
             result.summaries.push(summary);
@@ -309,7 +328,8 @@ export class App {
       ms: Math.round(summary.elapsedMs),
       dryRun,
     });
-    return summary.failed.length === 0 && summary.applyError === undefined;
+    return summary.failed.length === 0 && summary.applyError === undefined &&
+      summary.refused === undefined;
   }
 
   /** A round's conflicts (warnings), failed files (naming each) and target failure. */
@@ -319,8 +339,18 @@ export class App {
       const message = errorMessage(error);
       log.error(message.includes(`"${path}"`) ? message : `"${path}": ${message}`, { path });
     }
+    for (const { path, reason } of summary.held) log.warn(`"${path}": ${reason}`);
     if (summary.applyError !== undefined) {
       log.error(`${notCommitted}: ${errorMessage(summary.applyError)}`);
+    }
+    const refused = summary.refused;
+    if (refused !== undefined) {
+      log.error(
+        `refused to delete ${refused.deletes} of the ${refused.keys} keys of ` +
+          `"${refused.target}": ${refused.reason}; nothing was sent or committed. If the ` +
+          "deletes are meant, run again with --allow-deletes (or raise the app's maxDeleteShare)",
+        { target: refused.target, deletes: refused.deletes, keys: refused.keys },
+      );
     }
   }
 
@@ -378,6 +408,7 @@ export class App {
           live: { type: "boolean", short: "L" },
           "dry-run": { type: "boolean" },
           reset: { type: "boolean" },
+          "allow-deletes": { type: "boolean" },
           state: { type: "string" },
           "env-file": { type: "string" },
           quiet: { type: "boolean", short: "q" },
@@ -445,6 +476,7 @@ export class App {
       const result = await this.run({
         live: values.live ?? false,
         dryRun: values["dry-run"] ?? false,
+        allowDeletes: values["allow-deletes"] ?? false,
         state,
         quiet: values.quiet ?? false,
         logFormat,
@@ -472,6 +504,10 @@ Options:
   -L, --live         After catching up, keep watching and send every change
       --dry-run      Plan and print the changes; send nothing, commit nothing
       --reset        Forget this app's state (the next run re-sends every row), then exit
+      --allow-deletes
+                     Send deletes however many: a round that would delete more than half of a
+                     target's keys (above 20), or any key because the folder is empty, is
+                     refused otherwise
       --state URL    State store (default: $STATECAST_STATE or ${DEFAULT_STATE_URL})
       --env-file F   Load variables from F (default: .env if present; never overrides)
   -q, --quiet        Print only errors

@@ -257,7 +257,58 @@ export interface RoundSummary {
   committed: boolean;
   /** Why the round's changes were not applied, if a target failed. */
   applyError?: unknown;
+  /** Set when the delete guard refused the round: nothing was sent or committed. */
+  refused?: RefusedDeletes;
+  /** Items held as not ready (an empty file): neither run nor retracted; tried again later. */
+  held: Array<{ path: string; reason: string }>;
   elapsedMs: number;
+}
+
+/** Why a round was refused by the delete guard. */
+export interface RefusedDeletes {
+  target: string;
+  /** Deletes the round would have sent to the target. */
+  deletes: number;
+  /** Keys the target holds now. */
+  keys: number;
+  reason: string;
+}
+
+/**
+ * A round deletes at most this many keys of a target without the share check: removing a small
+ * file is never mistaken for a mount that is not ready.
+ */
+export const DELETE_GUARD_FLOOR = 20;
+
+/** Share of a target's keys a round may delete, unless deletes are allowed. @default 0.5 */
+export const DEFAULT_MAX_DELETE_SHARE = 0.5;
+
+/**
+ * The delete guard, a pure rule: why a round that deletes `deletes` of the `keys` a target holds
+ * is refused, or null. A `maxShare` of 1 or more allows everything; else an empty source that
+ * would retract keys is refused whatever the count, and so are more than `DELETE_GUARD_FLOOR`
+ * deletes that exceed `maxShare` of the keys.
+ *
+ * @example
+ * ```ts
+ * import { deleteGuard } from "./engine.ts";
+ * if (deleteGuard({ deletes: 5, keys: 8, emptySource: false, maxShare: 0.5 }) !== null) {
+ *   throw new Error("a few deletes are fine");
+ * }
+ * if (deleteGuard({ deletes: 600, keys: 1000, emptySource: false, maxShare: 0.5 }) === null) {
+ *   throw new Error("most keys at once is refused");
+ * }
+ * ```
+ */
+export function deleteGuard(
+  round: { deletes: number; keys: number; emptySource: boolean; maxShare: number },
+): string | null {
+  const { deletes, keys, emptySource, maxShare } = round;
+  if (deletes === 0 || maxShare >= 1) return null;
+  if (emptySource) return "the source has no files (a wrong folder, or a mount that is not ready?)";
+  if (deletes <= DELETE_GUARD_FLOOR || deletes <= maxShare * keys) return null;
+  const share = Math.round((deletes / Math.max(keys, 1)) * 100);
+  return `that is ${share}% of its keys, more than the ${Math.round(maxShare * 100)}% allowed`;
 }
 
 /** Options of {@linkcode Engine.round}. */
@@ -275,6 +326,12 @@ export interface RoundOptions<I extends SourceItem = SourceItem> {
    * owner of a key another component stopped declaring). Partial rounds (live mode) need it.
    */
   resolve?: (path: string) => Promise<I | undefined>;
+  /**
+   * Refuse a round that would delete more than this share of a target's keys (above
+   * `DELETE_GUARD_FLOOR` deletes), or any key when a full scan found no items; 1 or more allows
+   * every delete. @default 0.5
+   */
+  maxDeleteShare?: number;
   /** Called after each file ran and each batch of changes was acknowledged, for progress. */
   onProgress?: ((phase: "files" | "changes", done: number, total: number) => void) | undefined;
 }
@@ -410,6 +467,7 @@ export class Engine {
       conflicts: [],
       changes: [],
       committed: false,
+      held: [],
       elapsedMs: 0,
     };
 
@@ -438,7 +496,17 @@ export class Engine {
       }
       let content: Fingerprint;
       try {
-        content = fingerprint(await item.bytes());
+        const bytes = await item.bytes();
+        if (bytes.length === 0) {
+          // A file truncated to nothing is far more often caught mid-write than meant to be
+          // empty (a header-only file really has no rows): keep what it published.
+          summary.held.push({
+            path: item.path,
+            reason: "the file is empty (0 bytes): held as not ready; what it published stays",
+          });
+          return;
+        }
+        content = fingerprint(bytes);
       } catch (error) {
         summary.failed.push({ path: item.path, error });
         return;
@@ -547,7 +615,12 @@ export class Engine {
     const planned = await planFor(ran, summary.conflicts, true);
     summary.unchangedKeys = planned.noops;
     count(planned.plan);
-    if (options.dryRun) return finish();
+    const refused = await this.#guardDeletes(planned.plan, {
+      emptySource: options.fullScan === true && items.length === 0,
+      maxShare: options.maxDeleteShare ?? DEFAULT_MAX_DELETE_SHARE,
+    });
+    if (refused !== undefined) summary.refused = refused;
+    if (options.dryRun || refused !== undefined) return finish();
     await this.#markInDoubt(planned.plan);
     try {
       await this.#apply(planned.plan, options.onProgress);
@@ -638,6 +711,26 @@ export class Engine {
       else group.push(c);
     }
     return [...groups.values()];
+  }
+
+  /** The first target whose deletes the guard refuses, if any. */
+  async #guardDeletes(
+    plan: Map<string, Array<Change<DeclaredState>>>,
+    options: { emptySource: boolean; maxShare: number },
+  ): Promise<RefusedDeletes | undefined> {
+    let keysOf: Map<string, number> | undefined;
+    for (const [target, changes] of plan) {
+      let deletes = 0;
+      for (const change of changes) if (change.kind === "delete") deletes++;
+      if (deletes === 0 || (!options.emptySource && deletes <= DELETE_GUARD_FLOOR)) continue;
+      keysOf ??= new Map(
+        (await this.#store.targets(this.#app)).map((t) => [t.target, t.keys]),
+      );
+      const keys = keysOf.get(target) ?? 0;
+      const reason = deleteGuard({ deletes, keys, ...options });
+      if (reason !== null) return { target, deletes, keys, reason };
+    }
+    return undefined;
   }
 
   /** Persists the keys about to be sent as in doubt, before anything is sent. */

@@ -27,6 +27,8 @@ export interface LiveOptions {
   onError: (error: unknown) => void;
   /** Called once the watcher is set up. */
   onReady?: () => void;
+  /** The delete guard's share for every round (see `RoundOptions.maxDeleteShare`). */
+  maxDeleteShare?: number;
 }
 
 /**
@@ -118,9 +120,12 @@ export async function runLive(
       let summary: RoundSummary | undefined;
       let error: unknown;
       try {
+        const guard = options.maxDeleteShare === undefined
+          ? {}
+          : { maxDeleteShare: options.maxDeleteShare };
         summary = full
-          ? await engine.round(fn, await source.scan(), { fullScan: true })
-          : await partialRound(engine, fn, source, paths);
+          ? await engine.round(fn, await source.scan(), { fullScan: true, ...guard })
+          : await partialRound(engine, fn, source, paths, guard);
       } catch (e) {
         error = e; // a folder that cannot be read, a store that is busy: try again later
         options.onError(e);
@@ -153,6 +158,7 @@ async function partialRound(
   fn: ComponentFn<FileItem>,
   source: DirSource,
   paths: string[],
+  guard: { maxDeleteShare?: number },
 ): Promise<RoundSummary | undefined> {
   const known = new Set(engine.knownComponents());
   const items = new Map<string, FileItem>();
@@ -187,5 +193,6 @@ async function partialRound(
   return await engine.round(fn, [...items.values()], {
     removed,
     resolve: (path) => source.item(path),
+    ...guard,
   });
 }

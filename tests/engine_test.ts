@@ -4,7 +4,15 @@ import assert from "node:assert/strict";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ComponentFn, declare, Engine, keyFromId, keyId, showKey } from "../lib/engine.ts";
+import {
+  type ComponentFn,
+  declare,
+  Engine,
+  keyFromId,
+  keyId,
+  type RoundOptions,
+  showKey,
+} from "../lib/engine.ts";
 import { RecordingTarget } from "./_recording_target.ts";
 import { fingerprint, initFingerprints } from "../lib/fingerprint.ts";
 import { type FileItem, walkDir } from "../lib/localfs.ts";
@@ -38,13 +46,13 @@ async function fixture() {
     },
   });
   const source = walkDir(dataDir, { include: ["**/*.csv"] });
-  const round = async () => {
+  const round = async (options: RoundOptions<FileItem> = {}) => {
     await using store = await StateStore.open(stateUrl); // a new engine each time: a restart
     const engine = new Engine(store, "test");
     engine.addTarget(target);
     await engine.load();
     const before = runs;
-    const summary = await engine.round(fn(), await source.scan(), { fullScan: true });
+    const summary = await engine.round(fn(), await source.scan(), { fullScan: true, ...options });
     return { summary, runs: runs - before, changes: target.last() };
   };
   const write = (name: string, text: string) => writeFile(join(dataDir, name), text);
@@ -150,7 +158,8 @@ Deno.test("Engine.round() publishes the first path's value for a key in two file
     "an upsert from b.csv, not a tombstone",
   );
   await rm(join(f.dataDir, "b.csv"));
-  assert.deepEqual((await f.round()).changes, ["-shared"]);
+  // The last file goes: allow it, or the delete guard refuses to empty the target.
+  assert.deepEqual((await f.round({ maxDeleteShare: Infinity })).changes, ["-shared"]);
 });
 
 Deno.test("Engine.round() commits nothing when the target fails, and re-sends next round", async () => {
@@ -334,4 +343,44 @@ Deno.test("Engine.round() keeps a deleted file that waits on an unreadable new o
   await f.write("b.csv", "key,n\nK,fromB\n");
   assert.deepEqual((await f.round()).changes, ['+K={"n":"fromB"}', "-onlyA"], "handed over");
   assert.deepEqual((await f.round()).changes, []);
+});
+
+Deno.test("Engine.round() holds an empty (0-byte) file as not ready and keeps its rows", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\n");
+  await f.round();
+  await f.write("a.csv", "");
+  const held = await f.round();
+  assert.deepEqual(held.changes, [], "no tombstones for a truncated file");
+  assert.deepEqual(held.summary.held.map((h) => h.path), ["a.csv"]);
+  assert.deepEqual(held.summary.failed, []);
+  await f.write("a.csv", "key,n\nk1,1\n"); // written out: a real edit
+  assert.deepEqual((await f.round()).changes, ["-k2"]);
+  await f.write("a.csv", "key,n\n"); // a header-only file really has no rows
+  assert.deepEqual((await f.round()).changes, ["-k1"]);
+});
+
+Deno.test("Engine.round() refuses a round that deletes most keys, or any from an empty source", async () => {
+  await using f = await fixture();
+  const rows = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, i) => `k${from + i},${from + i}\n`).join("");
+  await f.write("a.csv", "key,n\n" + rows(0, 30));
+  await f.write("b.csv", "key,n\n" + rows(30, 40));
+  await f.round();
+  await Deno.remove(join(f.dataDir, "a.csv")); // 30 of 40 keys
+  const refused = await f.round();
+  assert.deepEqual(refused.changes, [], "nothing sent");
+  assert.equal(refused.summary.committed, false);
+  assert.equal(refused.summary.refused?.deletes, 30);
+  assert.equal(refused.summary.refused?.keys, 40);
+  assert.match(refused.summary.refused?.reason ?? "", /75% of its keys, more than the 50%/);
+  assert.equal((await f.round()).changes.length, 0, "still refused: nothing was committed");
+
+  await f.write("a.csv", "key,n\n" + rows(0, 15)); // 15 deletes: under the floor of 20
+  assert.equal((await f.round()).changes.length, 15);
+  await Deno.remove(join(f.dataDir, "a.csv"));
+  await Deno.remove(join(f.dataDir, "b.csv"));
+  const empty = await f.round();
+  assert.match(empty.summary.refused?.reason ?? "", /the source has no files/);
+  assert.deepEqual(empty.changes, []);
 });

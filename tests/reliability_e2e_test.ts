@@ -1,0 +1,74 @@
+// Issue 7's findings, each as a user meets it: main.ts as its own process against the real broker,
+// what landed read back with kcat. Live-mode findings are in live_edges_e2e_test.ts.
+import assert from "node:assert/strict";
+import { rm, truncate } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "./_pipeline.ts";
+
+Deno.test("main.ts hands a deleted file's key to a file that was unreadable, and tombstones the rest", async () => {
+  await using p = await pipeline("waiting");
+  await p.write("a.csv", "id,v\nK,fromA\nonlyA,1\n");
+  await p.write("b.csv", "id,v\nK,fromB\n");
+  await p.ok();
+  await p.fresh();
+  await p.write("b.csv", 'id,v\nK,"fromB\n');
+  await rm(join(p.data, "a.csv"));
+  const waiting = await p.run();
+  assert.equal(waiting.code, 1);
+  assert.match(waiting.stderr, /"a.csv" was not published: .* belong to "b.csv"/);
+  assert.deepEqual(await p.fresh(), []);
+  await p.write("b.csv", "id,v\nK,fromB\n");
+  await p.ok();
+  assert.deepEqual(await p.fresh(), ['K={"id":"K","v":"fromB"}', "onlyA=null"]);
+  await p.ok();
+  assert.deepEqual(await p.fresh(), []);
+});
+
+Deno.test("main.ts refuses to retract everything from an empty data folder unless --allow-deletes", async () => {
+  await using p = await pipeline("emptydir");
+  await p.write("a.csv", "id,v\nk1,1\nk2,2\n");
+  await p.ok();
+  await p.fresh();
+  await rm(join(p.data, "a.csv"));
+  const refused = await p.run();
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.stderr,
+    /refused to delete 2 of the 2 keys of ".*": the source has no files .*nothing was sent or committed.*--allow-deletes/,
+  );
+  assert.deepEqual(await p.fresh(), [], "nothing sent");
+  assert.equal((await p.run()).code, 1, "still refused: nothing was committed");
+  await p.ok({ args: ["--allow-deletes"] });
+  assert.deepEqual(await p.fresh(), ["k1=null", "k2=null"]);
+});
+
+Deno.test("main.ts refuses a round that deletes more than half of the keys", async () => {
+  await using p = await pipeline("massdelete");
+  const rows = (n: number) => Array.from({ length: n }, (_, i) => `k${i},${i}\n`).join("");
+  await p.write("big.csv", "id,v\n" + rows(40));
+  await p.write("small.csv", "id,v\ns1,1\n");
+  await p.ok();
+  await p.fresh();
+  await p.write("big.csv", "id,v\n" + rows(10)); // 30 of 41 keys go
+  const refused = await p.run();
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /refused to delete 30 of the 41 keys .* 73% of its keys/);
+  assert.deepEqual(await p.fresh(), []);
+  await p.ok({ args: ["--allow-deletes"] });
+  assert.equal((await p.fresh()).filter((m) => m.endsWith("=null")).length, 30);
+});
+
+Deno.test("main.ts holds a file truncated to 0 bytes instead of tombstoning its rows", async () => {
+  await using p = await pipeline("zerobytes");
+  await p.write("a.csv", "id,v\nk1,1\nk2,2\n");
+  await p.write("b.csv", "id,v\nb1,1\n");
+  await p.ok();
+  await p.fresh();
+  await truncate(join(p.data, "a.csv"), 0);
+  const held = await p.ok();
+  assert.match(held.stderr, /warning: "a.csv": the file is empty \(0 bytes\): held as not ready/);
+  assert.deepEqual(await p.fresh(), [], "no tombstone");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  await p.ok();
+  assert.deepEqual(await p.fresh(), ["k2=null"]);
+});
