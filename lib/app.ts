@@ -23,6 +23,7 @@ import { errorMessage } from "./errors.ts";
 import { fingerprint, initFingerprints } from "./fingerprint.ts";
 import type { DirSource, FileItem } from "./localfs.ts";
 import { runLive } from "./live.ts";
+import { describeHolder, RunLock } from "./run_lock.ts";
 import { StateStore } from "./state_store.ts";
 
 /** statecast's version. */
@@ -254,6 +255,10 @@ export class App {
     await initFingerprints();
     const url = options.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
     await using store = await StateStore.open(url);
+    // One writer per store and app; a dry run only reads.
+    await using _lock = options.dryRun ? undefined : await RunLock.acquire(store, this.name, {
+      onLost: () => log.error("the state store's lock was taken over by another run"),
+    });
     const context = new Context();
     const cleanup = await this.#lifespan?.(context);
     const result: RunResult = { exitCode: 0, summaries: [] };
@@ -380,6 +385,8 @@ export class App {
     const state = await store.load(this.name);
     const targets = await store.targets(this.name);
     console.log(`app ${this.name}, state ${store.url}`);
+    const holder = await store.lockHolder(this.name);
+    console.log(holder === undefined ? "not running" : `running: ${describeHolder(holder)}`);
     console.log(`${state.components.size} files`);
     for (const t of targets) {
       console.log(`target ${t.target}: ${t.keys} keys from ${t.components} files`);
@@ -457,6 +464,7 @@ export class App {
       if (values.reset) {
         await initFingerprints();
         await using store = await StateStore.open(state);
+        await using _lock = await RunLock.acquire(store, this.name);
         await store.reset(this.name);
         console.error(`${this.name}: state forgotten; the next run re-sends every row`);
         return exit(0);

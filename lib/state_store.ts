@@ -22,7 +22,7 @@ import { StatecastError } from "./errors.ts";
 import type { Fingerprint } from "./fingerprint.ts";
 
 /** The schema this statecast writes. Bump it and add a migration when the layout changes. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Migrations: `MIGRATIONS[v]` takes a store from version v to v + 1. */
 const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
@@ -43,6 +43,13 @@ const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
     `CREATE TABLE IF NOT EXISTS statecast_in_doubt (
       app TEXT NOT NULL, target TEXT NOT NULL, keys TEXT NOT NULL,
       PRIMARY KEY (app, target)) WITHOUT ROWID`,
+  ],
+  [
+    // v3: one writer per app: the run that holds the lock, and when it was last seen.
+    `CREATE TABLE IF NOT EXISTS statecast_locks (
+      app TEXT NOT NULL PRIMARY KEY, owner TEXT NOT NULL, pid INTEGER NOT NULL,
+      host TEXT NOT NULL, started_at_ms INTEGER NOT NULL, heartbeat_ms INTEGER NOT NULL)
+      WITHOUT ROWID`,
   ],
 ];
 
@@ -79,6 +86,17 @@ export interface RoundCommit {
   inDoubt?: Map<string, string[]>;
 }
 
+/** The run that holds an app's lock. */
+export interface LockHolder {
+  /** A random id per run. */
+  owner: string;
+  pid: number;
+  host: string;
+  startedAtMs: number;
+  /** When the holder last showed it is alive (ms since the epoch). */
+  heartbeatMs: number;
+}
+
 /** A summary per target, for `status`. */
 export interface TargetStatus {
   target: string;
@@ -97,6 +115,8 @@ export class StateStore implements AsyncDisposable {
   readonly #client: Client;
   /** The store's URL with any `authToken` hidden, for messages. */
   readonly url: string;
+  /** The app and owner id of the lock this store holds: its writes check it is still held. */
+  #lock: { app: string; owner: string } | undefined;
 
   private constructor(client: Client, url: string) {
     this.#client = client;
@@ -273,16 +293,107 @@ export class StateStore implements AsyncDisposable {
           },
       );
     }
-    if (statements.length > 0) await this.#client.batch(statements, "write");
+    await this.#write(app, statements);
+  }
+
+  /**
+   * Runs `statements` in one write transaction. When this store holds `app`'s lock, the same
+   * transaction checks that it still does (and refreshes its heartbeat), so a run whose lock
+   * was taken over can never overwrite the new holder's state.
+   */
+  async #write(app: string, statements: InStatement[]): Promise<void> {
+    if (statements.length === 0) return;
+    const lock = this.#lock;
+    if (lock === undefined || lock.app !== app) {
+      await this.#client.batch(statements, "write");
+      return;
+    }
+    const tx = await this.#client.transaction("write");
+    try {
+      const held = await tx.execute({
+        sql: "UPDATE statecast_locks SET heartbeat_ms = ? WHERE app = ? AND owner = ?",
+        args: [Date.now(), app, lock.owner],
+      });
+      if (held.rowsAffected === 0) {
+        throw new StatecastError(
+          `The lock on app "${app}" in the state store "${this.url}" was taken over by ` +
+            "another run; this run stops without committing (its changes are sent again later)",
+        );
+      }
+      await tx.batch(statements);
+      await tx.commit();
+    } finally {
+      tx.close();
+    }
+  }
+
+  /**
+   * Takes `app`'s lock for `holder` unless another run holds it and `isStale` says that run is
+   * alive. Returns undefined when taken, else the current holder. One transaction, so two runs
+   * racing for it cannot both win.
+   */
+  async acquireLock(
+    app: string,
+    holder: LockHolder,
+    isStale: (current: LockHolder) => boolean,
+  ): Promise<LockHolder | undefined> {
+    const tx = await this.#client.transaction("write");
+    try {
+      const current = lockHolderOf(
+        (await tx.execute({ sql: `${SELECT_LOCK} WHERE app = ?`, args: [app] })).rows[0],
+      );
+      if (current !== undefined && current.owner !== holder.owner && !isStale(current)) {
+        return current;
+      }
+      await tx.execute({
+        sql: "INSERT INTO statecast_locks (app, owner, pid, host, started_at_ms, heartbeat_ms) " +
+          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app) DO UPDATE SET owner = excluded.owner, " +
+          "pid = excluded.pid, host = excluded.host, started_at_ms = excluded.started_at_ms, " +
+          "heartbeat_ms = excluded.heartbeat_ms",
+        args: [app, holder.owner, holder.pid, holder.host, holder.startedAtMs, holder.heartbeatMs],
+      });
+      await tx.commit();
+      this.#lock = { app, owner: holder.owner };
+      return undefined;
+    } finally {
+      tx.close();
+    }
+  }
+
+  /** Refreshes the heartbeat of the lock this store holds; false if it is no longer held. */
+  async heartbeat(): Promise<boolean> {
+    if (this.#lock === undefined) return false;
+    const rs = await this.#client.execute({
+      sql: "UPDATE statecast_locks SET heartbeat_ms = ? WHERE app = ? AND owner = ?",
+      args: [Date.now(), this.#lock.app, this.#lock.owner],
+    });
+    return rs.rowsAffected > 0;
+  }
+
+  /** Gives the lock this store holds back (if it still holds it). */
+  async releaseLock(): Promise<void> {
+    const lock = this.#lock;
+    if (lock === undefined) return;
+    this.#lock = undefined;
+    await this.#client.execute({
+      sql: "DELETE FROM statecast_locks WHERE app = ? AND owner = ?",
+      args: [lock.app, lock.owner],
+    });
+  }
+
+  /** Who holds `app`'s lock, if anyone (for `status`). */
+  async lockHolder(app: string): Promise<LockHolder | undefined> {
+    const rs = await this.#client.execute({ sql: `${SELECT_LOCK} WHERE app = ?`, args: [app] });
+    return lockHolderOf(rs.rows[0]);
   }
 
   /** Forgets everything of `app`: the next run re-sends every declared state. */
   async reset(app: string): Promise<void> {
-    await this.#client.batch([
+    await this.#write(app, [
       { sql: "DELETE FROM statecast_components WHERE app = ?", args: [app] },
       { sql: "DELETE FROM statecast_declarations WHERE app = ?", args: [app] },
       { sql: "DELETE FROM statecast_in_doubt WHERE app = ?", args: [app] },
-    ], "write");
+    ]);
   }
 
   /** The keys in doubt of `app`, per target. */
@@ -299,7 +410,7 @@ export class StateStore implements AsyncDisposable {
   /** Marks keys in doubt (replacing each given target's set), in one transaction. */
   async markInDoubt(app: string, inDoubt: Map<string, string[]>): Promise<void> {
     const statements = [...inDoubt].map(([target, keys]) => inDoubtStatement(app, target, keys));
-    if (statements.length > 0) await this.#client.batch(statements, "write");
+    await this.#write(app, statements);
   }
 
   /** Targets of `app` with their numbers of components and keys. */
@@ -341,6 +452,19 @@ export class StateStore implements AsyncDisposable {
  */
 export function redactUrl(url: string): string {
   return url.replace(/([?&]authToken=)[^&\s"']*/gi, "$1***");
+}
+
+const SELECT_LOCK = "SELECT owner, pid, host, started_at_ms, heartbeat_ms FROM statecast_locks";
+
+function lockHolderOf(row: ArrayLike<unknown> | undefined): LockHolder | undefined {
+  if (row === undefined) return undefined;
+  return {
+    owner: String(row[0]),
+    pid: Number(row[1]),
+    host: String(row[2]),
+    startedAtMs: Number(row[3]),
+    heartbeatMs: Number(row[4]),
+  };
 }
 
 function inDoubtStatement(app: string, target: string, keys: string[]): InStatement {

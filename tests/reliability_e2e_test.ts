@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { rm, truncate } from "node:fs/promises";
 import { join } from "node:path";
-import { pipeline } from "./_pipeline.ts";
+import { BROKERS, pipeline, ROOT } from "./_pipeline.ts";
 
 Deno.test("main.ts hands a deleted file's key to a file that was unreadable, and tombstones the rest", async () => {
   await using p = await pipeline("waiting");
@@ -71,4 +71,55 @@ Deno.test("main.ts holds a file truncated to 0 bytes instead of tombstoning its 
   await p.write("a.csv", "id,v\nk1,1\n");
   await p.ok();
   assert.deepEqual(await p.fresh(), ["k2=null"]);
+});
+
+Deno.test("main.ts refuses a second run on the same store at once, and takes over a dead run's lock", async () => {
+  await using p = await pipeline("lock");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  const live = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "main.ts"), "--live"],
+    cwd: ROOT,
+    env: {
+      KAFKA_BOOTSTRAP_SERVERS: BROKERS,
+      KAFKA_TOPIC: p.topic,
+      DATA_DIR: p.data,
+      STATECAST_STATE: `file:${join(p.dir, "state.db")}`,
+      NO_COLOR: "1",
+    },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  const reading = (async () => {
+    for await (const chunk of live.stderr) log += new TextDecoder().decode(chunk);
+  })();
+  try {
+    for (let i = 0; !log.includes("watching"); i++) {
+      assert.ok(i < 300, `live mode did not start:\n${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const started = Date.now();
+    const second = await p.run();
+    assert.equal(second.code, 1);
+    assert.match(
+      second.stderr,
+      new RegExp(
+        `Another run of app "CsvToKafka" is using the state store .*: process ${live.pid} on host`,
+      ),
+    );
+    assert.ok(Date.now() - started < 5000, "it fails fast");
+    const status = await p.ok({ args: ["status"] });
+    assert.match(status.stdout, new RegExp(`running: process ${live.pid}`), "status needs no lock");
+  } finally {
+    live.kill("SIGINT");
+    await live.status;
+    await reading;
+  }
+  assert.deepEqual(await p.fresh(), ['k1={"id":"k1","v":"1"}']);
+
+  // A run that dies without giving the lock back: the next one takes it over.
+  await p.write("a.csv", "id,v\nk1,2\n");
+  assert.equal((await p.run({ env: { STATECAST_TEST_CRASH: "after-apply" } })).code, 70);
+  await p.ok();
+  assert.match((await p.ok({ args: ["status"] })).stdout, /^not running$/m);
 });

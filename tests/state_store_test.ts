@@ -114,3 +114,41 @@ Deno.test("StateStore.open() migrates a version 1 store, keeping its rows", asyn
     await rm(dir, { recursive: true });
   }
 });
+
+Deno.test("StateStore.acquireLock() lets one run hold an app; a stale holder is taken over and can no longer commit", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  const holder = (owner: string) => ({
+    owner,
+    pid: 1,
+    host: "h",
+    startedAtMs: 1,
+    heartbeatMs: 2,
+  });
+  try {
+    await using first = await StateStore.open(url);
+    await using second = await StateStore.open(url);
+    assert.equal(await first.acquireLock("app", holder("one"), () => false), undefined);
+    const refused = await second.acquireLock("app", holder("two"), () => false);
+    assert.equal(refused?.owner, "one", "a live holder keeps the lock");
+    assert.equal(
+      await second.acquireLock("other", holder("two"), () => false),
+      undefined,
+      "apps lock separately",
+    );
+    const commit = { components: new Map(), declarations: [], removed: ["x.csv"] };
+    await first.commit("app", commit);
+    assert.equal(
+      await second.acquireLock("app", holder("two"), (h) => h.owner === "one"),
+      undefined,
+      "a stale holder is taken over",
+    );
+    await assert.rejects(first.commit("app", commit), /was taken over by another run/);
+    assert.equal(await first.heartbeat(), false);
+    assert.equal((await second.lockHolder("app"))?.owner, "two");
+    await second.releaseLock();
+    assert.equal(await second.lockHolder("app"), undefined);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
