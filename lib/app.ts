@@ -278,10 +278,11 @@ export class App {
             "forgotten (nothing is sent to it), and every file runs again for the mounted targets",
         );
       }
-      const items = await mount.source.scan();
+      const { items, unreadable } = await mount.source.scanTree();
       const maxDeleteShare = options.allowDeletes ? Infinity : this.#maxDeleteShare;
       const summary = await engine.round(mount.fn, items, {
         fullScan: true,
+        unreadable,
         maxDeleteShare,
         dryRun: options.dryRun ?? false,
         keepChanges: options.dryRun ?? false,

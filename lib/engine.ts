@@ -322,6 +322,11 @@ export interface RoundOptions<I extends SourceItem = SourceItem> {
   /** Every component not in `items` is gone (a full scan). @default false */
   fullScan?: boolean;
   /**
+   * Folders of a full scan that could not be read: the components under them are kept as they
+   * are (not gone), and each folder is reported as failed.
+   */
+  unreadable?: ReadonlyArray<{ path: string; error: unknown }>;
+  /**
    * Gives the item of a component that was not in `items` but must run again (it becomes the
    * owner of a key another component stopped declaring). Partial rounds (live mode) need it.
    */
@@ -475,9 +480,14 @@ export class Engine {
     const ran = new Map<string, Map<string, Map<string, Collected>>>();
     const memoUpdates = new Map<string, ComponentRecord>();
     const removed = new Set(options.removed ?? []);
+    const unreadableFolders = options.unreadable ?? [];
+    summary.failed.push(...unreadableFolders);
     if (options.fullScan) {
       const present = new Set(items.map((i) => i.path));
-      for (const c of state.components.keys()) if (!present.has(c)) removed.add(c);
+      const hidden = (c: string) => unreadableFolders.some((u) => c.startsWith(u.path + "/"));
+      for (const c of state.components.keys()) {
+        if (!present.has(c) && !hidden(c)) removed.add(c);
+      }
     }
     for (const c of removed) ran.set(c, new Map());
     summary.scanned += removed.size;

@@ -188,9 +188,24 @@ export class DirSource implements AsyncIterable<FileItem> {
 
   /**
    * Every matching file now (under the relative folder `under`, if given), sorted by path. A
-   * missing root is an error naming it; a missing `under` is empty.
+   * missing root is an error naming it; a missing `under` is empty; a sub-folder that cannot be
+   * read is an error (see {@linkcode DirSource.scanTree} to go on without it).
    */
   async scan(under = ""): Promise<FileItem[]> {
+    const { items, unreadable } = await this.scanTree(under);
+    if (unreadable[0] !== undefined) throw unreadable[0].error;
+    return items;
+  }
+
+  /**
+   * Like {@linkcode DirSource.scan}, but a sub-folder that cannot be read is listed in
+   * `unreadable` (relative path and error) and the walk goes on: skipping its files silently
+   * would retract their rows, so callers keep them as they are.
+   */
+  async scanTree(under = ""): Promise<{
+    items: FileItem[];
+    unreadable: Array<{ path: string; error: StatecastError }>;
+  }> {
     try {
       const s = await stat(this.root);
       if (!s.isDirectory()) throw new StatecastError(`"${this.root}" is not a directory`);
@@ -201,18 +216,23 @@ export class DirSource implements AsyncIterable<FileItem> {
       });
     }
     const paths: string[] = [];
+    const unreadable: Array<{ path: string; error: StatecastError }> = [];
     const walk = async (dir: string): Promise<void> => {
       let entries;
       try {
         entries = await readdir(dir, { withFileTypes: true });
       } catch (cause) {
         if (dir === this.root) throw cause;
-        // Skipping the folder would retract every row of its files: stop the run instead.
-        throw new StatecastError(
-          `Cannot read the folder "${relative(this.root, dir).split(sep).join("/")}" under ` +
-            `"${this.root}": ${(cause as Error).message}; nothing was sent or retracted`,
-          { cause },
-        );
+        const path = relative(this.root, dir).split(sep).join("/");
+        unreadable.push({
+          path,
+          error: new StatecastError(
+            `Cannot read the folder "${path}" under "${this.root}": ` +
+              `${(cause as Error).message}; its files keep what they published`,
+            { cause, path },
+          ),
+        });
+        return;
       }
       for (const entry of entries) {
         const full = join(dir, entry.name);
@@ -236,7 +256,7 @@ export class DirSource implements AsyncIterable<FileItem> {
       const item = await this.item(path);
       if (item !== undefined) items.push(item);
     }
-    return items;
+    return { items, unreadable };
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<FileItem> {

@@ -1,7 +1,7 @@
 // Issue 7's findings, each as a user meets it: main.ts as its own process against the real broker,
 // what landed read back with kcat. Live-mode findings are in live_edges_e2e_test.ts.
 import assert from "node:assert/strict";
-import { rm, truncate } from "node:fs/promises";
+import { mkdir, rm, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { BROKERS, pipeline, ROOT } from "./_pipeline.ts";
 
@@ -122,4 +122,37 @@ Deno.test("main.ts refuses a second run on the same store at once, and takes ove
   assert.equal((await p.run({ env: { STATECAST_TEST_CRASH: "after-apply" } })).code, 70);
   await p.ok();
   assert.match((await p.ok({ args: ["status"] })).stdout, /^not running$/m);
+});
+
+Deno.test("main.ts keeps the rows of a folder it cannot read while the other files flow", async () => {
+  await using p = await pipeline("lockedfolder");
+  await mkdir(join(p.data, "locked"));
+  await p.write("a.csv", "id,v\na1,1\n");
+  await p.write("locked/b.csv", "id,v\nb1,1\n");
+  await p.ok();
+  await p.fresh();
+  await p.write("a.csv", "id,v\na1,2\n");
+  // Root reads every folder, so the folder is made unreadable with Deno's own permissions.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `--deny-read=${join(p.data, "locked")}`, join(ROOT, "main.ts")],
+    cwd: ROOT,
+    env: {
+      KAFKA_BOOTSTRAP_SERVERS: BROKERS,
+      KAFKA_TOPIC: p.topic,
+      DATA_DIR: p.data,
+      STATECAST_STATE: `file:${join(p.dir, "state.db")}`,
+      NO_COLOR: "1",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 1, stderr);
+  assert.match(
+    stderr,
+    /Cannot read the folder "locked" under .*its files keep what they published/,
+  );
+  assert.deepEqual(await p.fresh(), ['a1={"id":"a1","v":"2"}'], "no tombstone for b1");
+  await p.ok();
+  assert.deepEqual(await p.fresh(), [], "b.csv was kept as it was");
 });
