@@ -69,10 +69,11 @@ export class FileItem implements SourceItem {
 
   /** The file's bytes, read once. */
   bytes(): Promise<Uint8Array> {
+    if (this.#bytes !== undefined) return this.#bytes;
     const read = this.#statError === undefined
       ? readFile(this.fullPath)
       : Promise.reject(this.#statError);
-    this.#bytes ??= read.then(
+    this.#bytes = read.then(
       (b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
       (cause) => {
         throw new StatecastError(`Cannot read "${this.path}": ${(cause as Error).message}`, {

@@ -85,3 +85,16 @@ Deno.test("walkDir() lists an unreadable file as an item that fails when read, n
     await rm(root, { recursive: true });
   }
 });
+
+Deno.test("FileItem.bytes() reads the file once, however often it is called", async () => {
+  const root = await tree(["a.csv"]);
+  try {
+    const [item] = await walkDir(root).scan();
+    assert.equal(new TextDecoder().decode(await item!.bytes()), "x");
+    await rm(join(root, "a.csv")); // a second read from disk would fail now
+    assert.equal(new TextDecoder().decode(await item!.bytes()), "x");
+    assert.equal(await item!.text(), "x");
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});
