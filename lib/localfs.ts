@@ -7,7 +7,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import picomatch from "picomatch";
-import { type CsvRowsOptions, parseCsvRows } from "./csv.ts";
+import { type CsvRow, type CsvRowsOptions, parseCsvRows } from "./csv.ts";
 import type { SourceItem } from "./engine.ts";
 import { StatecastError } from "./errors.ts";
 
@@ -91,10 +91,11 @@ export class FileItem implements SourceItem {
   }
 
   /**
-   * The CSV rows of the file as objects keyed by the header row's field names, in header order,
-   * values as strings. A malformed file throws a `StatecastError` naming the file and line.
+   * The data rows of the file under its header row, each a {@linkcode CsvRow} (the header's
+   * names, the values in header order, the line; `row.get(name)`, `row.toJsonText()`). A
+   * malformed file throws a `StatecastError` naming the file and line.
    */
-  async *csvRows(options: CsvRowsOptions = {}): AsyncGenerator<Record<string, string>> {
+  async *csvRows(options: CsvRowsOptions = {}): AsyncGenerator<CsvRow> {
     yield* parseCsvRows(await this.text(), this.path, options);
   }
 }

@@ -30,7 +30,9 @@ function csvComponent(target: RecordingTarget): ComponentFn<FileItem> {
     logicFingerprint: fingerprint("live-test"),
     onDuplicateKey: "error",
     run: async (item) => {
-      for await (const { key, n } of item.csvRows()) declare(target, { key: key!, value: n! });
+      for await (const row of item.csvRows()) {
+        declare(target, { key: row.get("key")!, value: row.get("n")! });
+      }
     },
   };
 }

@@ -79,8 +79,9 @@ Deno.test("main.ts re-runs every file after a code change and sends only rows wh
   const changed = source
     .replaceAll('"./lib/mod.ts"', '"../../lib/mod.ts"')
     .replace(
-      "value: JSON.stringify(row)",
-      'value: JSON.stringify(file.path === "a.csv" ? { ...row, file: file.path } : row)',
+      "value: row.toJsonText()",
+      'value: file.path === "a.csv" ? row.toJsonText().slice(0, -1) + `,"file":"${file.path}"}` ' +
+        ": row.toJsonText()",
     );
   assert.notEqual(changed, source, "main.ts still has the shape this test edits");
   const variant = join(ROOT, ".cache", "e2e", `main_${p.topic}.ts`);
