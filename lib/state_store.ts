@@ -18,7 +18,7 @@
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { type Client, createClient, type InStatement } from "@libsql/client";
-import { StatecastError } from "./errors.ts";
+import { redactSecrets, StatecastError } from "./errors.ts";
 import type { Fingerprint } from "./fingerprint.ts";
 
 /** The schema this statecast writes. Bump it and add a migration when the layout changes. */
@@ -113,14 +113,14 @@ export interface StateStoreOptions {
 /** The libSQL state store. `await using` closes it. */
 export class StateStore implements AsyncDisposable {
   readonly #client: Client;
-  /** The store's URL with any `authToken` hidden, for messages. */
+  /** The store's URL with any password or token hidden, for messages. */
   readonly url: string;
   /** The app and owner id of the lock this store holds: its writes check it is still held. */
   #lock: { app: string; owner: string } | undefined;
 
   private constructor(client: Client, url: string) {
     this.#client = client;
-    this.url = redactUrl(url);
+    this.url = redactSecrets(url);
   }
 
   /**
@@ -142,7 +142,7 @@ export class StateStore implements AsyncDisposable {
       });
     } catch (cause) {
       throw new StatecastError(
-        `Cannot open the state store "${redactUrl(url)}": ${redactUrl(String(cause))}`,
+        `Cannot open the state store "${redactSecrets(url)}": ${redactSecrets(String(cause))}`,
         { cause },
       );
     }
@@ -157,7 +157,7 @@ export class StateStore implements AsyncDisposable {
       client.close();
       if (cause instanceof StatecastError) throw cause;
       throw new StatecastError(
-        `Cannot open the state store "${store.url}": ${redactUrl(String(cause))}`,
+        `Cannot open the state store "${store.url}": ${redactSecrets(String(cause))}`,
         { cause },
       );
     }
@@ -436,22 +436,6 @@ export class StateStore implements AsyncDisposable {
     this.close();
     return Promise.resolve();
   }
-}
-
-/**
- * `url` (or any text holding one) with the value of every `authToken` query parameter replaced,
- * so a remote store's token never reaches a log.
- *
- * @example
- * ```ts
- * import { redactUrl } from "./state_store.ts";
- * if (redactUrl("libsql://db.example?authToken=s3cret&tls=1") !== "libsql://db.example?authToken=***&tls=1") {
- *   throw new Error();
- * }
- * ```
- */
-export function redactUrl(url: string): string {
-  return url.replace(/([?&]authToken=)[^&\s"']*/gi, "$1***");
 }
 
 const SELECT_LOCK = "SELECT owner, pid, host, started_at_ms, heartbeat_ms FROM statecast_locks";

@@ -110,3 +110,27 @@ Deno.test("main.ts sends every row to a new topic after KAFKA_TOPIC changes, and
   assert.doesNotMatch(again.stderr, /no longer mounted/, "forgotten once, for good");
   assert.equal((await readTopic(other)).length, 2, "and nothing re-sent to the new one");
 });
+
+Deno.test("main.ts never prints the password of a state store URL, under Deno and Bun", async () => {
+  await using p = await pipeline("redact");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  const state = "http://alice:secret@127.0.0.1:1/"; // nothing listens there
+  const runs = [
+    ["status", "deno", await p.run({ args: ["status", "--state", state] })],
+    ["run", "deno", await p.run({ args: ["--state", state] })],
+    ["json", "deno", await p.run({ args: ["--state", state, "--log-format", "json"] })],
+    ["env", "deno", await p.run({ env: { STATECAST_STATE: `${state}?authToken=tok3n` } })],
+    ["status", "bun", await p.run({ args: ["status", "--state", state], runtime: "bun" })],
+  ] as const;
+  for (const [what, runtime, r] of runs) {
+    const output = r.stdout + r.stderr;
+    assert.equal(r.code, 1, `${what} under ${runtime}:\n${output}`);
+    assert.ok(
+      !output.includes("secret"),
+      `${what} under ${runtime} printed the password:\n${output}`,
+    );
+    assert.ok(!output.includes("tok3n"), `${what} under ${runtime} printed the token:\n${output}`);
+    assert.match(output, /Cannot open the state store \\?"http:\/\/alice:\*\*\*@127\.0\.0\.1:1\//);
+  }
+  assert.deepEqual(await p.fresh(), [], "nothing sent without a state store");
+});

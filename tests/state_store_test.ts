@@ -66,7 +66,7 @@ Deno.test("StateStore.open() refuses a store written by a newer statecast", asyn
   }
 });
 
-Deno.test("StateStore.open() never prints a remote store's auth token", async () => {
+Deno.test("StateStore.open() never prints a remote store's auth token or password", async () => {
   await assert.rejects(
     StateStore.open("libsql://127.0.0.1:1?authToken=s3cret-token&tls=0"),
     (e: unknown) => {
@@ -79,6 +79,20 @@ Deno.test("StateStore.open() never prints a remote store's auth token", async ()
       return true;
     },
   );
+  for (const url of ["http://alice:s3cret@127.0.0.1:1/", "ws://alice:s3cret@127.0.0.1:1"]) {
+    await assert.rejects(StateStore.open(url), (e: unknown) => {
+      const message = (e as Error).message;
+      assert.ok(
+        message.startsWith(`Cannot open the state store "${url.replace("s3cret", "***")}"`),
+      );
+      assert.ok(!message.includes("s3cret"), message);
+      return true;
+    });
+  }
+  await assert.rejects(StateStore.open("bogus://alice:s3cret@h"), (e: unknown) => {
+    assert.ok(!(e as Error).message.includes("s3cret"), (e as Error).message);
+    return true;
+  });
 });
 
 Deno.test("StateStore.open() migrates a version 1 store, keeping its rows", async () => {
