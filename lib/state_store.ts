@@ -18,7 +18,7 @@
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { type Client, createClient, type InStatement } from "@libsql/client";
-import { redactSecrets, StatecastError } from "./errors.ts";
+import { errorMessage, redactSecrets, StatecastError } from "./errors.ts";
 import type { Fingerprint } from "./fingerprint.ts";
 
 /** The schema this statecast writes. Bump it and add a migration when the layout changes. */
@@ -227,9 +227,38 @@ export class StateStore implements AsyncDisposable {
       const target = String(row[0]);
       let byComponent = declarations.get(target);
       if (byComponent === undefined) declarations.set(target, byComponent = new Map());
-      byComponent.set(String(row[1]), decodeKeys(String(row[2])));
+      const component = String(row[1]);
+      byComponent.set(
+        component,
+        this.#decode(String(row[2]), decodeKeys, {
+          table: "statecast_declarations",
+          app,
+          where: `target "${target}", file "${component}"`,
+        }),
+      );
     }
     return declarations;
+  }
+
+  /**
+   * Decodes one stored JSON column; a row that does not decode (cut short, edited by hand) is an
+   * error naming the store, the table, the row and what to do, not a bare `SyntaxError`.
+   */
+  #decode<T>(
+    text: string,
+    decode: (text: string) => T,
+    row: { table: string; app: string; where: string },
+  ): T {
+    try {
+      return decode(text);
+    } catch (cause) {
+      throw new StatecastError(
+        `The state store "${this.url}" has a corrupt row in ${row.table} (app "${row.app}", ` +
+          `${row.where}): ${errorMessage(cause)}. Run with --reset to forget this app's state ` +
+          "(the next run re-sends every row), or restore the store from a backup",
+        { cause },
+      );
+    }
   }
 
   /** Commits one round in one transaction. */
@@ -402,9 +431,15 @@ export class StateStore implements AsyncDisposable {
       sql: "SELECT target, keys FROM statecast_in_doubt WHERE app = ?",
       args: [app],
     });
-    return new Map(
-      rs.rows.map((r) => [String(r[0]), new Set(JSON.parse(String(r[1])) as string[])]),
-    );
+    return new Map(rs.rows.map((r) => {
+      const target = String(r[0]);
+      const keys = this.#decode(String(r[1]), decodeStrings, {
+        table: "statecast_in_doubt",
+        app,
+        where: `target "${target}"`,
+      });
+      return [target, new Set(keys)];
+    }));
   }
 
   /** Marks keys in doubt (replacing each given target's set), in one transaction. */
@@ -467,8 +502,18 @@ function encodeKeys(keys: KeyFingerprints): string {
   return JSON.stringify(flat);
 }
 
+/** A JSON array of strings; anything else is a `TypeError` (or the parser's `SyntaxError`). */
+function decodeStrings(text: string): string[] {
+  const value: unknown = JSON.parse(text);
+  if (!Array.isArray(value) || !value.every((x) => typeof x === "string")) {
+    throw new TypeError("expected a JSON array of strings");
+  }
+  return value;
+}
+
 function decodeKeys(text: string): KeyFingerprints {
-  const flat = JSON.parse(text) as string[];
+  const flat = decodeStrings(text);
+  if (flat.length % 2 !== 0) throw new TypeError("expected key and fingerprint pairs");
   const keys: KeyFingerprints = new Map();
   for (let i = 0; i < flat.length; i += 2) keys.set(flat[i]!, flat[i + 1]!);
   return keys;
