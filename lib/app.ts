@@ -286,6 +286,7 @@ export class App {
         );
       }
       const { items, unreadable } = await mount.source.scanTree();
+      for (const warning of mount.source.takeWarnings()) log.warn(warning);
       const maxDeleteShare = options.allowDeletes ? Infinity : this.#maxDeleteShare;
       const summary = await engine.round(mount.fn, items, {
         fullScan: true,
@@ -309,6 +310,7 @@ export class App {
           maxDeleteShare,
           onReady: () => log.info(`${this.name}: watching "${mount.source.root}" (Ctrl-C to stop)`),
           onRound: (summary, changed) => {
+            for (const warning of mount.source.takeWarnings()) log.warn(warning);
             result.summaries.push(summary);
             this.#reportLive(summary, changed, log);
           },
