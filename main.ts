@@ -39,10 +39,9 @@ app.lifespan(async (ctx) => {
 });
 
 const processCsv = app.fn({ memo: true }, async (file, topic: kafka.TopicTarget) => {
-  let keyField: string | undefined;
   for await (const row of file.csvRows()) {
-    keyField ??= Object.keys(row)[0]; // the header's first column is the key
-    topic.declareTargetState({ key: row[keyField!]!, value: JSON.stringify(row) });
+    // The key is the first column's value; the value is the row as JSON, in the file's order.
+    topic.declareTargetState({ key: row.values[0]!, value: row.toJsonText() });
   }
 });
 

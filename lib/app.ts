@@ -19,7 +19,7 @@ import {
   type RoundSummary,
   showKey,
 } from "./engine.ts";
-import { errorMessage } from "./errors.ts";
+import { errorMessage, redactSecrets } from "./errors.ts";
 import { fingerprint, initFingerprints } from "./fingerprint.ts";
 import type { DirSource, FileItem } from "./localfs.ts";
 import { runLive } from "./live.ts";
@@ -108,25 +108,32 @@ interface Mount {
   source: DirSource;
 }
 
-/** Logs to stderr as text or JSON lines; changes of a dry run go to stdout. */
+/**
+ * Logs to stderr as text or JSON lines, never showing a password or token of a URL (a state
+ * store URL can reach a message from anywhere, libSQL's errors included); changes of a dry run
+ * go to stdout.
+ */
 class Log {
   constructor(readonly quiet: boolean, readonly json: boolean) {}
 
   info(message: string, fields: Record<string, unknown> = {}): void {
     if (this.quiet) return;
-    console.error(this.json ? JSON.stringify({ level: "info", message, ...fields }) : message);
+    print(this.json ? JSON.stringify({ level: "info", message, ...fields }) : message);
   }
 
   error(message: string, fields: Record<string, unknown> = {}): void {
-    console.error(
-      this.json ? JSON.stringify({ level: "error", message, ...fields }) : `error: ${message}`,
-    );
+    print(this.json ? JSON.stringify({ level: "error", message, ...fields }) : `error: ${message}`);
   }
 
   warn(message: string): void {
     if (this.quiet) return;
-    console.error(this.json ? JSON.stringify({ level: "warn", message }) : `warning: ${message}`);
+    print(this.json ? JSON.stringify({ level: "warn", message }) : `warning: ${message}`);
   }
+}
+
+/** One line on stderr, secrets redacted. */
+function print(line: string): void {
+  console.error(redactSecrets(line));
 }
 
 function showData(data: unknown): string {
@@ -279,6 +286,7 @@ export class App {
         );
       }
       const { items, unreadable } = await mount.source.scanTree();
+      for (const warning of mount.source.takeWarnings()) log.warn(warning);
       const maxDeleteShare = options.allowDeletes ? Infinity : this.#maxDeleteShare;
       const summary = await engine.round(mount.fn, items, {
         fullScan: true,
@@ -302,6 +310,7 @@ export class App {
           maxDeleteShare,
           onReady: () => log.info(`${this.name}: watching "${mount.source.root}" (Ctrl-C to stop)`),
           onRound: (summary, changed) => {
+            for (const warning of mount.source.takeWarnings()) log.warn(warning);
             result.summaries.push(summary);
             this.#reportLive(summary, changed, log);
           },
@@ -426,7 +435,7 @@ export class App {
         },
       });
     } catch (error) {
-      console.error(`error: ${errorMessage(error)}\nRun with --help for usage.`);
+      print(`error: ${errorMessage(error)}\nRun with --help for usage.`);
       return exit(2);
     }
     const { values, positionals } = parsed;
@@ -440,12 +449,12 @@ export class App {
     }
     const logFormat = values["log-format"] ?? "text";
     if (logFormat !== "text" && logFormat !== "json") {
-      console.error(`error: --log-format must be "text" or "json", got "${logFormat}"`);
+      print(`error: --log-format must be "text" or "json", got "${logFormat}"`);
       return exit(2);
     }
     const command = positionals[0] ?? "run";
     if (command !== "run" && command !== "status" || positionals.length > 1) {
-      console.error(
+      print(
         `error: unknown command "${positionals.join(" ")}"\nRun with --help for usage.`,
       );
       return exit(2);
@@ -454,7 +463,7 @@ export class App {
       try {
         loadEnvFile(values["env-file"] ?? ".env", values["env-file"] === undefined);
       } catch (error) {
-        console.error(`error: ${errorMessage(error)}`);
+        print(`error: ${errorMessage(error)}`);
         return exit(2);
       }
       const state = values.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
@@ -467,7 +476,7 @@ export class App {
         await using store = await StateStore.open(state);
         await using _lock = await RunLock.acquire(store, this.name);
         await store.reset(this.name);
-        console.error(`${this.name}: state forgotten; the next run re-sends every row`);
+        print(`${this.name}: state forgotten; the next run re-sends every row`);
         return exit(0);
       }
       // First SIGINT/SIGTERM: stop watching, let the round in flight finish (nothing is

@@ -16,7 +16,9 @@ import { StatecastError } from "./errors.ts";
 
 /** One parsed record and the 1-based line it starts on. */
 export interface CsvRecord {
+  /** The record's fields, unquoted. */
   fields: string[];
+  /** The 1-based line the record starts on. */
   line: number;
 }
 
@@ -122,27 +124,147 @@ export function* parseCsvRecords(text: string, options: CsvOptions = {}): Genera
   }
 }
 
+/**
+ * One data row of a CSV file: the header's field names, this row's values in the same order, and
+ * the line the row starts on. Not a plain object on purpose: a JavaScript object puts
+ * integer-like names (`2024`) before the others and treats `__proto__` specially, while a row
+ * keeps the file's order and every name. The rows of one file share one `header` array.
+ *
+ * @example
+ * ```ts
+ * import { CsvRow } from "./csv.ts";
+ * const row = new CsvRow(["id", "2024", "__proto__"], ["b1", "x", "p"], 2);
+ * if (row.get("2024") !== "x" || row.get("__proto__") !== "p" || row.get("nope") !== undefined) {
+ *   throw new Error();
+ * }
+ * if (row.toJsonText() !== '{"id":"b1","2024":"x","__proto__":"p"}') throw new Error();
+ * ```
+ */
+export class CsvRow {
+  /** The header's field names, in file order; shared by every row of the file. */
+  readonly header: readonly string[];
+  /** This row's values, in header order (`values[i]` is the field `header[i]`). */
+  readonly values: readonly string[];
+  /** The 1-based line of the file the row starts on. */
+  readonly line: number;
+
+  /**
+   * A row of `values` under `header` (one value per name, names distinct), from `line`.
+   * Throws `RangeError` otherwise.
+   */
+  constructor(header: readonly string[], values: readonly string[], line: number) {
+    if (values.length !== header.length) {
+      throw new RangeError(
+        `A CSV row needs one value per header name: ${header.length} names, ${values.length} values`,
+      );
+    }
+    headerIndex(header); // checks that the names are distinct, once per header
+    this.header = header;
+    this.values = values;
+    this.line = line;
+  }
+
+  /**
+   * The value of the field `name`, or undefined when the header has no such name. Any name
+   * works, `"2024"`, `"__proto__"` and `"toString"` included.
+   *
+   * @example
+   * ```ts
+   * import { CsvRow } from "./csv.ts";
+   * const row = new CsvRow(["sku", "constructor", "toString"], ["A", "c", "t"], 2);
+   * if (row.get("constructor") !== "c" || row.get("toString") !== "t") throw new Error();
+   * ```
+   */
+  get(name: string): string | undefined {
+    const i = headerIndex(this.header).index.get(name);
+    return i === undefined ? undefined : this.values[i];
+  }
+
+  /**
+   * The row as the text of one JSON object, fields in header order, values as strings. For
+   * names that a JavaScript object keeps in insertion order (not integer-like, not
+   * `__proto__`) it is exactly `JSON.stringify` of the row as such an object, byte for byte.
+   *
+   * @example
+   * ```ts
+   * import { CsvRow } from "./csv.ts";
+   * const row = new CsvRow(["sku", "name", "2023"], ["A1", 'Desk "XL"', "7"], 2);
+   * if (row.toJsonText() !== '{"sku":"A1","name":"Desk \\"XL\\"","2023":"7"}') throw new Error();
+   * const plain = new CsvRow(["sku", "name"], ["A1", "Desk"], 2);
+   * if (plain.toJsonText() !== JSON.stringify({ sku: "A1", name: "Desk" })) throw new Error();
+   * ```
+   */
+  toJsonText(): string {
+    const names = headerIndex(this.header).jsonNames;
+    let text = "{";
+    for (let i = 0; i < names.length; i++) {
+      text += (i === 0 ? "" : ",") + names[i] + JSON.stringify(this.values[i]);
+    }
+    return text + "}";
+  }
+
+  /**
+   * Refuses: a plain object cannot hold a row's order (see {@linkcode CsvRow}), so
+   * `JSON.stringify(row)` would silently change it. Use {@linkcode CsvRow.toJsonText}.
+   */
+  toJSON(): never {
+    throw new TypeError(
+      "JSON.stringify() cannot keep a CSV row's column order: use row.toJsonText() " +
+        "(the row as a JSON object in header order)",
+    );
+  }
+}
+
+/** What a header needs for lookups and JSON, computed once per header array. */
+interface HeaderIndex {
+  /** Name → position. */
+  index: Map<string, number>;
+  /** `"name":` as JSON text, per position. */
+  jsonNames: string[];
+}
+
+const headerIndexes = new WeakMap<readonly string[], HeaderIndex>();
+
+/** The index of `header`, cached; a name given twice is a `RangeError`. */
+function headerIndex(header: readonly string[]): HeaderIndex {
+  let found = headerIndexes.get(header);
+  if (found === undefined) {
+    const index = new Map<string, number>();
+    for (let i = 0; i < header.length; i++) {
+      const name = header[i]!;
+      if (index.has(name)) throw new RangeError(`The header names the field "${name}" twice`);
+      index.set(name, i);
+    }
+    found = { index, jsonNames: header.map((name) => `${JSON.stringify(name)}:`) };
+    headerIndexes.set(header, found);
+  }
+  return found;
+}
+
 /** Options of {@linkcode parseCsvRows}. */
 export interface CsvRowsOptions extends CsvOptions {}
 
 /**
- * The rows of a CSV file as objects keyed by the header row, in header order. Errors are
- * `StatecastError`s that name `path` and the line. While a component runs, each row tells the
- * engine its line, so a duplicate key is reported with both lines.
+ * The data rows of a CSV file under its header row, as {@linkcode CsvRow}s. Errors are
+ * `StatecastError`s that name `path` and the line (a header that names a field twice is one).
+ * While a component runs, each row tells the engine its line, so a duplicate key is reported
+ * with both lines.
  *
  * @example
  * ```ts
  * import { parseCsvRows } from "./csv.ts";
  * const rows = [...parseCsvRows("sku,name\nA1,Desk\n", "p.csv")];
- * if (rows[0]!.sku !== "A1" || rows[0]!.name !== "Desk") throw new Error();
+ * if (rows[0]!.get("sku") !== "A1" || rows[0]!.values[1] !== "Desk" || rows[0]!.line !== 2) {
+ *   throw new Error();
+ * }
  * ```
  */
 export function* parseCsvRows(
   text: string,
   path: string,
   options: CsvRowsOptions = {},
-): Generator<Record<string, string>> {
-  let header: string[] | undefined;
+): Generator<CsvRow> {
+  let header: readonly string[] | undefined;
   let lastLine = 1;
   try {
     for (const { fields, line } of parseCsvRecords(text, options)) {
@@ -155,7 +277,7 @@ export function* parseCsvRows(
           }
           seen.add(name);
         }
-        header = fields;
+        header = Object.freeze(fields);
         continue;
       }
       if (fields.length !== header.length) {
@@ -163,10 +285,8 @@ export function* parseCsvRows(
           `line ${line}: expected ${header.length} fields (as in the header), got ${fields.length}`,
         );
       }
-      const row: Record<string, string> = {};
-      for (let k = 0; k < header.length; k++) row[header[k]!] = fields[k]!;
       setSourceLine(line);
-      yield row;
+      yield new CsvRow(header, fields, line);
     }
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;

@@ -57,3 +57,29 @@ export class StatecastError extends Error {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * `text` with the secrets a URL may carry replaced by `***`: the password of every
+ * `scheme://user:password@host` (up to the last `@` of the address, as URL parsers split it) and
+ * the value of every `authToken`, `token`, `password` or `secret` query parameter. Every log line
+ * statecast prints goes through it, so a state store URL or a broker address never shows a
+ * password, whoever wrote the message (libSQL's errors repeat the URL they were given).
+ *
+ * @example
+ * ```ts
+ * import { redactSecrets } from "./errors.ts";
+ * const message = redactSecrets('Cannot open "http://alice:s3cret@db.example:8080/x": refused');
+ * if (message !== 'Cannot open "http://alice:***@db.example:8080/x": refused') throw new Error();
+ * if (redactSecrets("libsql://db?authToken=t0k&tls=1") !== "libsql://db?authToken=***&tls=1") {
+ *   throw new Error();
+ * }
+ * ```
+ */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"'`]*:)[^\s"'`]*@/gi, "$1***@")
+    .replace(
+      /([?&](?:authToken|auth_token|access_token|token|password|secret)=)[^&#\s"'`]*/gi,
+      "$1***",
+    );
+}

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import picomatch from "picomatch";
-import { type CsvRowsOptions, parseCsvRows } from "./csv.ts";
+import { type CsvRow, type CsvRowsOptions, parseCsvRows } from "./csv.ts";
 import type { SourceItem } from "./engine.ts";
 import { StatecastError } from "./errors.ts";
 
@@ -25,6 +25,13 @@ export interface WalkDirOptions {
   debounceMs?: number;
   /** Full rescan interval (ms) in live mode, to repair missed events; 0 turns it off. @default 3600000 */
   rescanIntervalMs?: number;
+  /**
+   * Follow symbolic links that lead outside `root`. Off, such a link is not an item (as if the
+   * file were not there) and a warning names the link and its target: a link in a shared data
+   * folder should not publish whatever file it points at. Links inside `root` always work.
+   * @default false
+   */
+  followExternalSymlinks?: boolean;
 }
 
 /**
@@ -91,10 +98,11 @@ export class FileItem implements SourceItem {
   }
 
   /**
-   * The CSV rows of the file as objects keyed by the header row's field names, in header order,
-   * values as strings. A malformed file throws a `StatecastError` naming the file and line.
+   * The data rows of the file under its header row, each a {@linkcode CsvRow} (the header's
+   * names, the values in header order, the line; `row.get(name)`, `row.toJsonText()`). A
+   * malformed file throws a `StatecastError` naming the file and line.
    */
-  async *csvRows(options: CsvRowsOptions = {}): AsyncGenerator<Record<string, string>> {
+  async *csvRows(options: CsvRowsOptions = {}): AsyncGenerator<CsvRow> {
     yield* parseCsvRows(await this.text(), this.path, options);
   }
 }
@@ -150,8 +158,13 @@ export class DirSource implements AsyncIterable<FileItem> {
   readonly live: boolean;
   readonly debounceMs: number;
   readonly rescanIntervalMs: number;
+  /** See {@linkcode WalkDirOptions.followExternalSymlinks}. */
+  readonly followExternalSymlinks: boolean;
   readonly #include: (path: string) => boolean;
   readonly #exclude: (path: string) => boolean;
+  /** Warnings not yet taken, and every warning given (each is given once). */
+  #warnings: string[] = [];
+  readonly #warned = new Set<string>();
 
   constructor(root: string, options: WalkDirOptions = {}) {
     this.root = root;
@@ -159,6 +172,7 @@ export class DirSource implements AsyncIterable<FileItem> {
     this.live = options.live ?? true;
     this.debounceMs = options.debounceMs ?? 50;
     this.rescanIntervalMs = options.rescanIntervalMs ?? 3_600_000;
+    this.followExternalSymlinks = options.followExternalSymlinks ?? false;
     this.#include = picomatch(options.include ?? ["**"], { dot: false });
     const exclude = options.exclude ?? [];
     this.#exclude = exclude.length === 0 ? () => false : picomatch(exclude, { dot: true });
@@ -177,7 +191,8 @@ export class DirSource implements AsyncIterable<FileItem> {
     const fullPath = join(this.root, ...path.split("/"));
     try {
       const s = await stat(fullPath);
-      return s.isFile() ? new FileItem(path, fullPath, s.size, s.mtimeMs) : undefined;
+      if (!s.isFile() || !await this.#inside(path, fullPath)) return undefined;
+      return new FileItem(path, fullPath, s.size, s.mtimeMs);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ENOENT" || code === "ENOTDIR") return undefined;
@@ -185,6 +200,34 @@ export class DirSource implements AsyncIterable<FileItem> {
       // the file is reported and keeps what it published, and the other files go on.
       return new FileItem(path, fullPath, -1, 0, error);
     }
+  }
+
+  /**
+   * Whether the file at `fullPath` really is under the root, or may be followed outside it;
+   * warns (once per link and target) when it is not.
+   */
+  async #inside(path: string, fullPath: string): Promise<boolean> {
+    if (this.followExternalSymlinks) return true;
+    const [target, root] = await Promise.all([realpath(fullPath), realpath(this.root)]);
+    if (target.startsWith(root.endsWith(sep) ? root : root + sep)) return true;
+    const warning = `"${path}" is a symbolic link to "${target}", outside "${this.root}": ` +
+      "skipped, as if the file were not there (walkDir option followExternalSymlinks: true " +
+      "follows it)";
+    if (!this.#warned.has(warning)) {
+      this.#warned.add(warning);
+      this.#warnings.push(warning);
+    }
+    return false;
+  }
+
+  /**
+   * The warnings found since the last call (a symbolic link that leads outside the root), each
+   * given once per source; the app logs them.
+   */
+  takeWarnings(): string[] {
+    const warnings = this.#warnings;
+    this.#warnings = [];
+    return warnings;
   }
 
   /**

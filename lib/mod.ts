@@ -24,7 +24,14 @@ export {
   type Target,
 } from "./engine.ts";
 export { StatecastError } from "./errors.ts";
-export { type CsvRecord, parseCsvRecords, parseCsvRows } from "./csv.ts";
+export {
+  type CsvOptions,
+  type CsvRecord,
+  CsvRow,
+  type CsvRowsOptions,
+  parseCsvRecords,
+  parseCsvRows,
+} from "./csv.ts";
 export { StateStore } from "./state_store.ts";
 export * as kafka from "./kafka_target.ts";
 export * as localfs from "./localfs.ts";

@@ -18,7 +18,7 @@
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { type Client, createClient, type InStatement } from "@libsql/client";
-import { StatecastError } from "./errors.ts";
+import { errorMessage, redactSecrets, StatecastError } from "./errors.ts";
 import type { Fingerprint } from "./fingerprint.ts";
 
 /** The schema this statecast writes. Bump it and add a migration when the layout changes. */
@@ -113,14 +113,14 @@ export interface StateStoreOptions {
 /** The libSQL state store. `await using` closes it. */
 export class StateStore implements AsyncDisposable {
   readonly #client: Client;
-  /** The store's URL with any `authToken` hidden, for messages. */
+  /** The store's URL with any password or token hidden, for messages. */
   readonly url: string;
   /** The app and owner id of the lock this store holds: its writes check it is still held. */
   #lock: { app: string; owner: string } | undefined;
 
   private constructor(client: Client, url: string) {
     this.#client = client;
-    this.url = redactUrl(url);
+    this.url = redactSecrets(url);
   }
 
   /**
@@ -142,7 +142,7 @@ export class StateStore implements AsyncDisposable {
       });
     } catch (cause) {
       throw new StatecastError(
-        `Cannot open the state store "${redactUrl(url)}": ${redactUrl(String(cause))}`,
+        `Cannot open the state store "${redactSecrets(url)}": ${redactSecrets(String(cause))}`,
         { cause },
       );
     }
@@ -157,7 +157,7 @@ export class StateStore implements AsyncDisposable {
       client.close();
       if (cause instanceof StatecastError) throw cause;
       throw new StatecastError(
-        `Cannot open the state store "${store.url}": ${redactUrl(String(cause))}`,
+        `Cannot open the state store "${store.url}": ${redactSecrets(String(cause))}`,
         { cause },
       );
     }
@@ -227,9 +227,38 @@ export class StateStore implements AsyncDisposable {
       const target = String(row[0]);
       let byComponent = declarations.get(target);
       if (byComponent === undefined) declarations.set(target, byComponent = new Map());
-      byComponent.set(String(row[1]), decodeKeys(String(row[2])));
+      const component = String(row[1]);
+      byComponent.set(
+        component,
+        this.#decode(String(row[2]), decodeKeys, {
+          table: "statecast_declarations",
+          app,
+          where: `target "${target}", file "${component}"`,
+        }),
+      );
     }
     return declarations;
+  }
+
+  /**
+   * Decodes one stored JSON column; a row that does not decode (cut short, edited by hand) is an
+   * error naming the store, the table, the row and what to do, not a bare `SyntaxError`.
+   */
+  #decode<T>(
+    text: string,
+    decode: (text: string) => T,
+    row: { table: string; app: string; where: string },
+  ): T {
+    try {
+      return decode(text);
+    } catch (cause) {
+      throw new StatecastError(
+        `The state store "${this.url}" has a corrupt row in ${row.table} (app "${row.app}", ` +
+          `${row.where}): ${errorMessage(cause)}. Run with --reset to forget this app's state ` +
+          "(the next run re-sends every row), or restore the store from a backup",
+        { cause },
+      );
+    }
   }
 
   /** Commits one round in one transaction. */
@@ -402,9 +431,15 @@ export class StateStore implements AsyncDisposable {
       sql: "SELECT target, keys FROM statecast_in_doubt WHERE app = ?",
       args: [app],
     });
-    return new Map(
-      rs.rows.map((r) => [String(r[0]), new Set(JSON.parse(String(r[1])) as string[])]),
-    );
+    return new Map(rs.rows.map((r) => {
+      const target = String(r[0]);
+      const keys = this.#decode(String(r[1]), decodeStrings, {
+        table: "statecast_in_doubt",
+        app,
+        where: `target "${target}"`,
+      });
+      return [target, new Set(keys)];
+    }));
   }
 
   /** Marks keys in doubt (replacing each given target's set), in one transaction. */
@@ -438,22 +473,6 @@ export class StateStore implements AsyncDisposable {
   }
 }
 
-/**
- * `url` (or any text holding one) with the value of every `authToken` query parameter replaced,
- * so a remote store's token never reaches a log.
- *
- * @example
- * ```ts
- * import { redactUrl } from "./state_store.ts";
- * if (redactUrl("libsql://db.example?authToken=s3cret&tls=1") !== "libsql://db.example?authToken=***&tls=1") {
- *   throw new Error();
- * }
- * ```
- */
-export function redactUrl(url: string): string {
-  return url.replace(/([?&]authToken=)[^&\s"']*/gi, "$1***");
-}
-
 const SELECT_LOCK = "SELECT owner, pid, host, started_at_ms, heartbeat_ms FROM statecast_locks";
 
 function lockHolderOf(row: ArrayLike<unknown> | undefined): LockHolder | undefined {
@@ -483,8 +502,18 @@ function encodeKeys(keys: KeyFingerprints): string {
   return JSON.stringify(flat);
 }
 
+/** A JSON array of strings; anything else is a `TypeError` (or the parser's `SyntaxError`). */
+function decodeStrings(text: string): string[] {
+  const value: unknown = JSON.parse(text);
+  if (!Array.isArray(value) || !value.every((x) => typeof x === "string")) {
+    throw new TypeError("expected a JSON array of strings");
+  }
+  return value;
+}
+
 function decodeKeys(text: string): KeyFingerprints {
-  const flat = JSON.parse(text) as string[];
+  const flat = decodeStrings(text);
+  if (flat.length % 2 !== 0) throw new TypeError("expected key and fingerprint pairs");
   const keys: KeyFingerprints = new Map();
   for (let i = 0; i < flat.length; i += 2) keys.set(flat[i]!, flat[i + 1]!);
   return keys;

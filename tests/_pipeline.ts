@@ -9,6 +9,8 @@ import { createTopic, type ReadbackMessage, readTopic } from "./_kafka_readback.
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 export const BROKERS = Deno.env.get("KAFKA_BOOTSTRAP_SERVERS") ?? "127.0.0.1:9092";
+/** The pinned Bun from npm, for runs under Bun (`bun main.ts`). */
+export const BUN = join(ROOT, "node_modules", ".bin", "bun");
 
 export interface Run {
   code: number;
@@ -24,6 +26,8 @@ export interface RunOptions {
   unset?: string[];
   main?: string;
   args?: string[];
+  /** Run under Deno (`deno run -A main.ts`) or Bun (`bun main.ts`). @default "deno" */
+  runtime?: "deno" | "bun";
 }
 
 /** A data folder, a state store and a fresh 3-partition topic, for one test. */
@@ -38,10 +42,14 @@ export async function pipeline(name: string, configs: Record<string, string> = {
     dir,
     data,
     topic,
-    /** Runs `main` (default main.ts) once, as a user would. */
+    /** Runs `main` (default main.ts) once, as a user would, under Deno or Bun. */
     async run(options: RunOptions = {}): Promise<Run> {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", options.main ?? join(ROOT, "main.ts"), ...(options.args ?? [])],
+      const main = [options.main ?? join(ROOT, "main.ts"), ...(options.args ?? [])];
+      const [cmd, args] = options.runtime === "bun"
+        ? [BUN, main]
+        : [Deno.execPath(), ["run", "-A", ...main]];
+      const out = await new Deno.Command(cmd, {
+        args,
         cwd: options.cwd ?? ROOT,
         clearEnv: true,
         env: withoutKeys({

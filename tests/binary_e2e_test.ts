@@ -142,6 +142,8 @@ Deno.test({
     await j.write("products.csv", 'sku,name,price\nA1,Desk,10\nA2,Chair,20\nA3,"Lamp, brass",5\n');
     await mkdir(join(j.data, "people"));
     await j.write("people/employees.csv", "emp_id,first\nE1,Zoë\nE2,Ada\n");
+    // Year columns: the row keeps the header's order, and "1" is not taken for the key.
+    await j.write("years.csv", "sku,2023,2024\nA,1,1\nB,1,2\n");
 
     const help = await j.ok("--help");
     assert.match(help.stdout, /--live/, "--help lists the options");
@@ -151,6 +153,8 @@ Deno.test({
       `A1=${row({ sku: "A1", name: "Desk", price: "10" })}`,
       `A2=${row({ sku: "A2", name: "Chair", price: "20" })}`,
       `A3=${row({ sku: "A3", name: "Lamp, brass", price: "5" })}`,
+      'A={"sku":"A","2023":"1","2024":"1"}',
+      'B={"sku":"B","2023":"1","2024":"2"}',
       `E1=${row({ emp_id: "E1", first: "Zoë" })}`,
       `E2=${row({ emp_id: "E2", first: "Ada" })}`,
     ], `exactly one message per row; the run said:\n${first.stderr}`);

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { createClient } from "@libsql/client";
 import { createTopic, readTopic } from "./_kafka_readback.ts";
 import { pipeline } from "./_pipeline.ts";
 
@@ -109,4 +110,60 @@ Deno.test("main.ts sends every row to a new topic after KAFKA_TOPIC changes, and
   const again = await p.ok({ env: { KAFKA_TOPIC: other } });
   assert.doesNotMatch(again.stderr, /no longer mounted/, "forgotten once, for good");
   assert.equal((await readTopic(other)).length, 2, "and nothing re-sent to the new one");
+});
+
+Deno.test("main.ts never prints the password of a state store URL, under Deno and Bun", async () => {
+  await using p = await pipeline("redact");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  const state = "http://alice:secret@127.0.0.1:1/"; // nothing listens there
+  const runs = [
+    ["status", "deno", await p.run({ args: ["status", "--state", state] })],
+    ["run", "deno", await p.run({ args: ["--state", state] })],
+    ["json", "deno", await p.run({ args: ["--state", state, "--log-format", "json"] })],
+    ["env", "deno", await p.run({ env: { STATECAST_STATE: `${state}?authToken=tok3n` } })],
+    ["status", "bun", await p.run({ args: ["status", "--state", state], runtime: "bun" })],
+  ] as const;
+  for (const [what, runtime, r] of runs) {
+    const output = r.stdout + r.stderr;
+    assert.equal(r.code, 1, `${what} under ${runtime}:\n${output}`);
+    assert.ok(
+      !output.includes("secret"),
+      `${what} under ${runtime} printed the password:\n${output}`,
+    );
+    assert.ok(!output.includes("tok3n"), `${what} under ${runtime} printed the token:\n${output}`);
+    assert.match(output, /Cannot open the state store \\?"http:\/\/alice:\*\*\*@127\.0\.0\.1:1\//);
+  }
+  assert.deepEqual(await p.fresh(), [], "nothing sent without a state store");
+});
+
+Deno.test("main.ts names the store, the table and --reset when a state row is corrupt", async () => {
+  await using p = await pipeline("corrupt");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  await p.ok();
+  assert.equal((await p.fresh()).length, 1);
+  const url = `file:${join(p.dir, "state.db")}`;
+  const sql = createClient({ url });
+  try {
+    await sql.execute("UPDATE statecast_declarations SET keys = substr(keys, 1, length(keys) - 3)");
+  } finally {
+    sql.close();
+  }
+  await p.write("a.csv", "id,v\nk1,2\n"); // a change, so the declarations are read
+  for (const args of [[], ["status"]]) {
+    const r = await p.run({ args });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^error: The state store "${url}" has a corrupt row in statecast_declarations ` +
+          `\\(app "CsvToKafka", target "kafka:kafka_producer/${p.topic}", file "a\\.csv"\\): .*JSON.*` +
+          `Run with --reset to forget this app's state \\(the next run re-sends every row\\)`,
+        "m",
+      ),
+    );
+  }
+  assert.deepEqual(await p.fresh(), [], "nothing sent");
+  await p.ok({ args: ["--reset"] });
+  await p.ok();
+  assert.deepEqual(await p.fresh(), ['k1={"id":"k1","v":"2"}']);
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseCsvRecords, parseCsvRows } from "../lib/csv.ts";
+import { CsvRow, parseCsvRecords, parseCsvRows } from "../lib/csv.ts";
 import { StatecastError } from "../lib/errors.ts";
 
 const fields = (text: string) => [...parseCsvRecords(text)].map((r) => r.fields);
@@ -51,10 +51,75 @@ Deno.test("parseCsvRecords() rejects a quote inside an unquoted field, as RFC 41
   assert.deepEqual(fields('a\n"5"" disk"\n'), [["a"], ['5" disk']]);
 });
 
-Deno.test("parseCsvRows() keys rows by the header, in header order", () => {
-  const rows = [...parseCsvRows("sku,name,price\nA1,Desk,10\n", "p.csv")];
-  assert.deepEqual(rows, [{ sku: "A1", name: "Desk", price: "10" }]);
-  assert.deepEqual(Object.keys(rows[0]!), ["sku", "name", "price"]);
+Deno.test("parseCsvRows() gives each row the header, its values in header order and its line", () => {
+  const rows = [...parseCsvRows("sku,name,price\nA1,Desk,10\n\nA2,Chair,20\n", "p.csv")];
+  assert.deepEqual(rows.map((r) => [r.header, r.values, r.line]), [
+    [["sku", "name", "price"], ["A1", "Desk", "10"], 2],
+    [["sku", "name", "price"], ["A2", "Chair", "20"], 4],
+  ]);
+  assert.equal(rows[0]!.header, rows[1]!.header, "the rows of a file share one header");
+  assert.equal(rows[1]!.get("price"), "20");
+});
+
+Deno.test("parseCsvRows() keeps year columns in header order and distinct", () => {
+  // A plain object would put "2023" and "2024" first, and "A,1,1" would key both rows by "1".
+  const rows = [...parseCsvRows("sku,2023,2024\nA,1,1\nB,1,2\n", "y.csv")];
+  assert.deepEqual(rows.map((r) => r.values[0]), ["A", "B"]);
+  assert.deepEqual(rows.map((r) => r.toJsonText()), [
+    '{"sku":"A","2023":"1","2024":"1"}',
+    '{"sku":"B","2023":"1","2024":"2"}',
+  ]);
+  assert.equal(rows[1]!.get("2024"), "2");
+});
+
+Deno.test("CsvRow keeps __proto__, constructor and toString as ordinary names", () => {
+  const [row] = parseCsvRows(
+    "k,__proto__,constructor,toString,hasOwnProperty\nz,p,c,t,h\n",
+    "o.csv",
+  );
+  assert.equal(row!.get("__proto__"), "p");
+  assert.equal(row!.get("constructor"), "c");
+  assert.equal(row!.get("toString"), "t");
+  assert.equal(row!.get("hasOwnProperty"), "h");
+  assert.equal(row!.get("valueOf"), undefined, "a name the header does not have");
+  assert.equal(
+    row!.toJsonText(),
+    '{"k":"z","__proto__":"p","constructor":"c","toString":"t","hasOwnProperty":"h"}',
+  );
+  assert.deepEqual(Object.keys(JSON.parse(row!.toJsonText())), row!.header);
+});
+
+Deno.test("CsvRow.toJsonText() is JSON.stringify of the row object for ordinary names", () => {
+  const header = ["sku", "name", "note", "émoji", "x y", 'q"uote', "back\\slash", "tab\t"];
+  const values = [
+    "A1",
+    'Desk "XL"',
+    "line\nbreak\r\n",
+    "Zoë 🙂",
+    "",
+    "\u0000\u001f",
+    "\\",
+    "\uD800",
+  ];
+  const object: Record<string, string> = {};
+  header.forEach((name, i) => object[name] = values[i]!);
+  assert.equal(new CsvRow(header, values, 2).toJsonText(), JSON.stringify(object));
+  const text = 'id,v\nk1,1\nk2,"two, ""quoted"""\n';
+  for (const row of parseCsvRows(text, "a.csv")) {
+    const plain: Record<string, string> = {};
+    row.header.forEach((name, i) => plain[name] = row.values[i]!);
+    assert.equal(row.toJsonText(), JSON.stringify(plain));
+  }
+});
+
+Deno.test("CsvRow refuses JSON.stringify(), mismatched values and a name given twice", () => {
+  const row = new CsvRow(["id", "2024"], ["b1", "x"], 2);
+  assert.throws(
+    () => JSON.stringify(row),
+    /cannot keep a CSV row's column order: use row.toJsonText/,
+  );
+  assert.throws(() => new CsvRow(["a", "b"], ["1"], 2), RangeError);
+  assert.throws(() => new CsvRow(["a", "a"], ["1", "2"], 2), /names the field "a" twice/);
 });
 
 Deno.test("parseCsvRows() names the file and line of a row with the wrong field count", () => {

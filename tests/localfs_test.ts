@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeUtf8, walkDir } from "../lib/localfs.ts";
@@ -94,6 +94,53 @@ Deno.test("FileItem.bytes() reads the file once, however often it is called", as
     await rm(join(root, "a.csv")); // a second read from disk would fail now
     assert.equal(new TextDecoder().decode(await item!.bytes()), "x");
     assert.equal(await item!.text(), "x");
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});
+
+Deno.test("walkDir() skips a symbolic link that leads outside the root, warning once", async () => {
+  const root = await tree(["ok.csv", "sub/x.csv"]);
+  const outside = await tree(["secret.csv", "dir/y.csv"]);
+  try {
+    await symlink(join(outside, "secret.csv"), join(root, "out.csv"));
+    await symlink(join(outside, "dir"), join(root, "linked")); // a folder link, seen in live mode
+    const source = walkDir(root, { include: ["**/*.csv"] });
+    assert.deepEqual((await source.scan()).map((i) => i.path), ["ok.csv", "sub/x.csv"]);
+    assert.equal(await source.item("linked/y.csv"), undefined);
+    const target = await realpath(join(outside, "secret.csv"));
+    assert.deepEqual(source.takeWarnings(), [
+      `"out.csv" is a symbolic link to "${target}", outside "${root}": skipped, as if the file ` +
+      "were not there (walkDir option followExternalSymlinks: true follows it)",
+      `"linked/y.csv" is a symbolic link to "${await realpath(join(outside, "dir", "y.csv"))}", ` +
+      `outside "${root}": skipped, as if the file were not there (walkDir option ` +
+      "followExternalSymlinks: true follows it)",
+    ]);
+    await source.scan();
+    assert.deepEqual(source.takeWarnings(), [], "each warning is given once");
+
+    const following = walkDir(root, { include: ["**/*.csv"], followExternalSymlinks: true });
+    const items = await following.scan();
+    assert.deepEqual(items.map((i) => i.path), ["ok.csv", "out.csv", "sub/x.csv"]);
+    assert.equal(new TextDecoder().decode(await items[1]!.bytes()), "x");
+    assert.deepEqual(following.takeWarnings(), []);
+  } finally {
+    await rm(root, { recursive: true });
+    await rm(outside, { recursive: true });
+  }
+});
+
+Deno.test("walkDir() follows a symbolic link to a file inside the root", async () => {
+  const root = await tree(["raw/export.txt"]);
+  try {
+    await symlink(join(root, "raw", "export.txt"), join(root, "absolute.csv"));
+    await mkdir(join(root, "sub"));
+    await symlink(join("..", "raw", "export.txt"), join(root, "sub", "relative.csv"));
+    const source = walkDir(root, { include: ["**/*.csv"] });
+    const items = await source.scan();
+    assert.deepEqual(items.map((i) => i.path), ["absolute.csv", "sub/relative.csv"]);
+    for (const item of items) assert.equal(new TextDecoder().decode(await item.bytes()), "x");
+    assert.deepEqual(source.takeWarnings(), []);
   } finally {
     await rm(root, { recursive: true });
   }

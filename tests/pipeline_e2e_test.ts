@@ -1,7 +1,7 @@
 // The catch-up pipeline end to end: main.ts runs as its own process against the real broker
 // (`scripts/kafka up`), and what landed is read back with kcat, not with kafkajs.
 import assert from "node:assert/strict";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, realpath, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createTopic, readTopic } from "./_kafka_readback.ts";
 import { BROKERS, pipeline, ROOT } from "./_pipeline.ts";
@@ -79,8 +79,9 @@ Deno.test("main.ts re-runs every file after a code change and sends only rows wh
   const changed = source
     .replaceAll('"./lib/mod.ts"', '"../../lib/mod.ts"')
     .replace(
-      "value: JSON.stringify(row)",
-      'value: JSON.stringify(file.path === "a.csv" ? { ...row, file: file.path } : row)',
+      "value: row.toJsonText()",
+      'value: file.path === "a.csv" ? row.toJsonText().slice(0, -1) + `,"file":"${file.path}"}` ' +
+        ": row.toJsonText()",
     );
   assert.notEqual(changed, source, "main.ts still has the shape this test edits");
   const variant = join(ROOT, ".cache", "e2e", `main_${p.topic}.ts`);
@@ -254,4 +255,39 @@ Deno.test("main.ts fails only the file with a message the topic refuses, naming 
     `k1=${row({ id: "k1", v: "fixed" })}`,
     `k2=${row({ id: "k2", v: "2" })}`,
   ]);
+});
+
+Deno.test("main.ts skips a symbolic link that leads out of DATA_DIR, with a warning, and follows one inside", async () => {
+  await using p = await pipeline("symlinks");
+  await writeFile(join(p.dir, "outside.csv"), "id,v\nsecret,1\n");
+  await mkdir(join(p.data, "raw"));
+  await p.write("raw/export.txt", "id,v\ninside,1\n");
+  await symlink(join(p.data, "raw", "export.txt"), join(p.data, "in.csv"));
+  await symlink(join(p.dir, "outside.csv"), join(p.data, "out.csv"));
+  await p.write("plain.csv", "id,v\nplain,1\n");
+  const first = await p.ok();
+  assert.deepEqual(await p.fresh(), [
+    `inside=${row({ id: "inside", v: "1" })}`,
+    `plain=${row({ id: "plain", v: "1" })}`,
+  ]);
+  assert.match(
+    first.stderr,
+    new RegExp(
+      `^warning: "out\\.csv" is a symbolic link to "${await realpath(
+        join(p.dir, "outside.csv"),
+      )}", ` +
+        `outside "${p.data}": skipped, as if the file were not there \\(walkDir option ` +
+        "followExternalSymlinks: true follows it\\)$",
+      "m",
+    ),
+  );
+  assert.match(first.stderr, /2 files scanned/);
+
+  // A link that starts to lead outside is like a deleted file: its rows are retracted.
+  await rm(join(p.data, "in.csv"));
+  await rename(join(p.data, "raw", "export.txt"), join(p.dir, "export.txt"));
+  await symlink(join(p.dir, "export.txt"), join(p.data, "in.csv"));
+  const second = await p.ok();
+  assert.deepEqual(await p.fresh(), ["inside=null"]);
+  assert.match(second.stderr, /warning: "in\.csv" is a symbolic link to /);
 });

@@ -66,7 +66,7 @@ Deno.test("StateStore.open() refuses a store written by a newer statecast", asyn
   }
 });
 
-Deno.test("StateStore.open() never prints a remote store's auth token", async () => {
+Deno.test("StateStore.open() never prints a remote store's auth token or password", async () => {
   await assert.rejects(
     StateStore.open("libsql://127.0.0.1:1?authToken=s3cret-token&tls=0"),
     (e: unknown) => {
@@ -79,6 +79,20 @@ Deno.test("StateStore.open() never prints a remote store's auth token", async ()
       return true;
     },
   );
+  for (const url of ["http://alice:s3cret@127.0.0.1:1/", "ws://alice:s3cret@127.0.0.1:1"]) {
+    await assert.rejects(StateStore.open(url), (e: unknown) => {
+      const message = (e as Error).message;
+      assert.ok(
+        message.startsWith(`Cannot open the state store "${url.replace("s3cret", "***")}"`),
+      );
+      assert.ok(!message.includes("s3cret"), message);
+      return true;
+    });
+  }
+  await assert.rejects(StateStore.open("bogus://alice:s3cret@h"), (e: unknown) => {
+    assert.ok(!(e as Error).message.includes("s3cret"), (e as Error).message);
+    return true;
+  });
 });
 
 Deno.test("StateStore.open() migrates a version 1 store, keeping its rows", async () => {
@@ -150,5 +164,68 @@ Deno.test("StateStore.acquireLock() lets one run hold an app; a stale holder is 
     assert.equal(await second.lockHolder("app"), undefined);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("StateStore names the store, the table, the row and --reset for a corrupt row", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  try {
+    {
+      await using store = await StateStore.open(url);
+      await store.commit("app", {
+        components: new Map(),
+        declarations: [{ target: "t", component: "a.csv", keys: new Map([["k", "0123"]]) }],
+        removed: [],
+        inDoubt: new Map([["t", ["k"]]]),
+      });
+    }
+    const sql = createClient({ url });
+    try {
+      for (
+        const [update, table, where, why] of [
+          [
+            "UPDATE statecast_declarations SET keys = substr(keys, 1, 5)",
+            "statecast_declarations",
+            'target "t", file "a.csv"',
+            /JSON/,
+          ],
+          [
+            `UPDATE statecast_declarations SET keys = '["k"]'`,
+            "statecast_declarations",
+            'target "t", file "a.csv"',
+            /expected key and fingerprint pairs/,
+          ],
+          [
+            `UPDATE statecast_in_doubt SET keys = '{"k":1}'`,
+            "statecast_in_doubt",
+            'target "t"',
+            /expected a JSON array of strings/,
+          ],
+        ] as const
+      ) {
+        await sql.execute(update);
+        await using store = await StateStore.open(url);
+        const load = table === "statecast_in_doubt"
+          ? store.loadInDoubt("app")
+          : store.loadDeclarations("app");
+        await assert.rejects(load, (e: unknown) => {
+          const message = (e as Error).message;
+          assert.ok(
+            message.startsWith(
+              `The state store "${url}" has a corrupt row in ${table} (app "app", ${where}): `,
+            ),
+            message,
+          );
+          assert.match(message, why);
+          assert.match(message, /Run with --reset to forget this app's state/);
+          return true;
+        });
+      }
+    } finally {
+      sql.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true });
   }
 });
