@@ -11,14 +11,13 @@ import { loadEnvFile } from "./_env_file.ts";
 import { Context, withMountScope } from "./context.ts";
 import {
   type ComponentFn,
-  DEFAULT_MAX_DELETE_SHARE,
   Engine,
-  keyId,
   type OnDuplicateKey,
   type PlannedChange,
   type RoundSummary,
-  showKey,
 } from "./engine.ts";
+import { keyId, showKey } from "./key_id.ts";
+import { DEFAULT_MAX_DELETE_SHARE } from "./reconcile.ts";
 import { errorMessage, redactSecrets } from "./errors.ts";
 import { fingerprint, initFingerprints } from "./fingerprint.ts";
 import type { DirSource, FileItem } from "./localfs.ts";
@@ -392,22 +391,18 @@ export class App {
   /** Prints what the state store holds for this app. */
   async status(url: string): Promise<void> {
     await using store = await StateStore.open(url);
-    const state = await store.load(this.name);
+    const components = await store.loadComponents(this.name);
+    const keyCounts = await store.fileKeyCounts(this.name);
     const targets = await store.targets(this.name);
     console.log(`app ${this.name}, state ${store.url}`);
     const holder = await store.lockHolder(this.name);
     console.log(holder === undefined ? "not running" : `running: ${describeHolder(holder)}`);
-    console.log(`${state.components.size} files`);
+    console.log(`${components.size} files`);
     for (const t of targets) {
       console.log(`target ${t.target}: ${t.keys} keys from ${t.components} files`);
     }
-    const paths = [...state.components.keys()].sort();
-    for (const p of paths.slice(0, 50)) {
-      const keys = targets.length === 0
-        ? 0
-        : [...state.declarations.values()].reduce((n, m) => n + (m.get(p)?.size ?? 0), 0);
-      console.log(`  ${p}: ${keys} keys`);
-    }
+    const paths = [...components.keys()].sort();
+    for (const p of paths.slice(0, 50)) console.log(`  ${p}: ${keyCounts.get(p) ?? 0} keys`);
     if (paths.length > 50) console.log(`  ... and ${paths.length - 50} more`);
   }
 

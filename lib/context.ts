@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Target } from "./engine.ts";
+import type { Target } from "./target.ts";
 
 /**
  * A named slot for a resource of type `T`.

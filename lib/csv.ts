@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { setSourceLine } from "./engine.ts";
+import { setSourceLine } from "./target.ts";
 import { StatecastError } from "./errors.ts";
 
 /** One parsed record and the 1-based line it starts on. */

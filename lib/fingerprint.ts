@@ -59,3 +59,20 @@ export function fingerprintParts(parts: ReadonlyArray<string | Uint8Array>): Fin
   }
   return state.digest().toString(16).padStart(16, "0");
 }
+
+/**
+ * A key id's 53-bit hash, a plain number (no BigInt to keep, exact in JSON and in SQLite's
+ * INTEGER): what the state store's key index is keyed by. Different keys may share a hash, so a
+ * hit in the index is a candidate that the component's own key list confirms.
+ *
+ * @example
+ * ```ts
+ * import { initFingerprints, keyHash } from "./fingerprint.ts";
+ * await initFingerprints();
+ * const h = keyHash("k1");
+ * if (!Number.isSafeInteger(h) || h < 0 || h !== keyHash("k1")) throw new Error();
+ * ```
+ */
+export function keyHash(id: string): number {
+  return Number(hasher().h64(id) >> 11n);
+}

@@ -10,7 +10,8 @@
  */
 import { Buffer } from "node:buffer";
 import { type ContextKey, currentMountScope } from "./context.ts";
-import { type Change, declare, type Key, type Target } from "./engine.ts";
+import type { Key } from "./key_id.ts";
+import { type Change, declare, type Target } from "./target.ts";
 import { errorMessage, StatecastError } from "./errors.ts";
 import { type Fingerprint, fingerprint, fingerprintParts } from "./fingerprint.ts";
 

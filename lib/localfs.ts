@@ -92,6 +92,11 @@ export class FileItem implements SourceItem {
     return this.#bytes;
   }
 
+  /** Drops the cached bytes (the engine calls it once the file's component ran). */
+  release(): void {
+    this.#bytes = undefined;
+  }
+
   /** The file as UTF-8 text (a BOM is kept; {@linkcode FileItem.csvRows} strips it). */
   async text(): Promise<string> {
     return decodeUtf8(await this.bytes(), this.path);

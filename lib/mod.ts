@@ -15,14 +15,16 @@ export {
   VERSION,
 } from "./app.ts";
 export { Context, ContextKey } from "./context.ts";
+export type { RoundSummary } from "./engine.ts";
 export {
   type Change,
+  declare,
   type DeclaredState,
   type Key,
-  reconcile,
-  type RoundSummary,
+  setSourceLine,
   type Target,
-} from "./engine.ts";
+} from "./target.ts";
+export { reconcile } from "./reconcile.ts";
 export { StatecastError } from "./errors.ts";
 export {
   type CsvOptions,

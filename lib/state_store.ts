@@ -1,28 +1,46 @@
 /**
  * The state store: what statecast remembers between runs, in libSQL (a local file by default,
  * any libSQL URL otherwise). Per app it holds:
- * - per component: the memo (size, mtime, content and logic fingerprints, when it was recorded);
+ * - per component: the memo (size, mtime, content and logic fingerprints, when it was recorded)
+ *   and a small integer id;
  * - per target and component: the fingerprint of every key the component declared, as one JSON
- *   row (`[keyId, fp, keyId, fp, ...]`);
+ *   row (`[keyId, fp, keyId, fp, ...]`), read only for the components a round runs;
+ * - the key index and the keys being retracted (`key_index.ts`), read per key, in batches;
  * - per target: the keys in doubt, written before changes are applied and cleared by the commit
  *   after the acks, so a crash or a refused batch in between cannot leave the target holding a
- *   value the store does not know about. One row per file keeps a commit to a few statements and
- *   a start-up to one read per file, not one per key (see README, "State store").
+ *   value the store does not know about;
+ * - per app: the lock of the run that writes (`run_lock.ts`).
  *
  * What was last *published* for a key is derived: the fingerprint of its owner (the first
- * declaring component in path order). Commits happen only after the targets acknowledged, in one
- * transaction, so the derived value is always what the target holds, or newer.
+ * declaring component in path order), or of the retracting row when nobody declares it any more.
+ * Commits happen only after the targets acknowledged, one transaction per chunk of a round, so the
+ * derived value is always what the target holds, or newer.
  *
  * @module
  */
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { type Client, createClient, type InStatement } from "@libsql/client";
+import { type Client, createClient, type InStatement, type Transaction } from "@libsql/client";
 import { errorMessage, redactSecrets, StatecastError } from "./errors.ts";
-import type { Fingerprint } from "./fingerprint.ts";
+import { type Fingerprint, initFingerprints, keyHash } from "./fingerprint.ts";
+import {
+  declarersOf,
+  forgetIndexStatements,
+  indexStatements,
+  type IndexUpdate,
+  KEY_INDEX_SCHEMA,
+  retractingCount,
+  retractingOf,
+  retractingPage,
+  retractStatements,
+  type RetractUpdate,
+} from "./key_index.ts";
+import type { ComponentRecord } from "./memo.ts";
+
+export type { ComponentRecord } from "./memo.ts";
 
 /** The schema this statecast writes. Bump it and add a migration when the layout changes. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Migrations: `MIGRATIONS[v]` takes a store from version v to v + 1. */
 const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
@@ -53,33 +71,32 @@ const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
   ],
 ];
 
-/** The memo of one component. */
-export interface ComponentRecord {
-  size: number;
-  mtimeMs: number;
-  contentFingerprint: Fingerprint;
-  logicFingerprint: Fingerprint;
-  /** When the stat was taken (ms since the epoch). */
-  recordedAtMs: number;
+/** A component's memo row and its id (the key index refers to components by id). */
+export interface ComponentRow extends ComponentRecord {
+  id: number;
 }
 
 /** Key id → fingerprint of the declared state. */
 export type KeyFingerprints = Map<string, Fingerprint>;
 
-/** Everything committed for one app. */
+/** Everything committed for one app (for tests and tools: a round never loads it whole). */
 export interface StoredState {
-  components: Map<string, ComponentRecord>;
+  components: Map<string, ComponentRow>;
   /** Target id → component → keys. */
   declarations: Map<string, Map<string, KeyFingerprints>>;
 }
 
-/** What one round commits. */
+/** What one chunk of a round commits, in one transaction. */
 export interface RoundCommit {
-  components: Map<string, ComponentRecord>;
+  components: Map<string, ComponentRow>;
   /** Replaces the component's keys for the target; an empty map removes them. */
   declarations: Array<{ target: string; component: string; keys: KeyFingerprints }>;
   /** Components that are gone: their memo and all their keys are removed. */
   removed: string[];
+  /** Key index rows to add and remove (see `key_index.ts`). */
+  index?: IndexUpdate[];
+  /** Keys to start or stop retracting. */
+  retract?: RetractUpdate[];
   /** Targets no longer mounted: all their keys are removed. */
   forgetTargets?: string[];
   /** Replaces the keys in doubt of these targets (an empty list clears them). */
@@ -179,13 +196,20 @@ export class StateStore implements AsyncDisposable {
       );
     }
     if (found === SCHEMA_VERSION) return;
-    const statements: InStatement[] = MIGRATIONS.slice(found).flat();
-    statements.push({
-      sql: "INSERT INTO statecast_meta (name, value) VALUES ('schema_version', ?) " +
-        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-      args: [String(SCHEMA_VERSION)],
-    });
-    await this.#client.batch(statements, "write");
+    await initFingerprints(); // the key index is keyed by key hashes
+    const tx = await this.#client.transaction("write");
+    try {
+      for (const sql of MIGRATIONS.slice(found).flat()) await tx.execute(sql);
+      if (found < 4) await migrateToKeyIndex(tx);
+      await tx.execute({
+        sql: "INSERT INTO statecast_meta (name, value) VALUES ('schema_version', ?) " +
+          "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        args: [String(SCHEMA_VERSION)],
+      });
+      await tx.commit();
+    } finally {
+      tx.close();
+    }
   }
 
   /** Loads everything committed for `app`. */
@@ -197,13 +221,13 @@ export class StateStore implements AsyncDisposable {
   }
 
   /** The memo rows of `app`: one row per file, cheap. */
-  async loadComponents(app: string): Promise<Map<string, ComponentRecord>> {
+  async loadComponents(app: string): Promise<Map<string, ComponentRow>> {
     const rs = await this.#client.execute({
-      sql: "SELECT component, size, mtime_ms, content_fp, logic_fp, recorded_at_ms " +
+      sql: "SELECT component, size, mtime_ms, content_fp, logic_fp, recorded_at_ms, id " +
         "FROM statecast_components WHERE app = ?",
       args: [app],
     });
-    const components = new Map<string, ComponentRecord>();
+    const components = new Map<string, ComponentRow>();
     for (const row of rs.rows) {
       components.set(String(row[0]), {
         size: Number(row[1]),
@@ -211,9 +235,98 @@ export class StateStore implements AsyncDisposable {
         contentFingerprint: String(row[3]),
         logicFingerprint: String(row[4]),
         recordedAtMs: Number(row[5]),
+        id: Number(row[6]),
       });
     }
     return components;
+  }
+
+  /** The ids of `app`'s targets (made on first use): the key index refers to targets by id. */
+  async targetIds(app: string, targets: Iterable<string>): Promise<Map<string, number>> {
+    const ids = new Map<string, number>();
+    for (const target of targets) {
+      const rs = await this.#client.batch([
+        {
+          sql: "INSERT OR IGNORE INTO statecast_targets (app, target) VALUES (?, ?)",
+          args: [app, target],
+        },
+        {
+          sql: "SELECT tid FROM statecast_targets WHERE app = ? AND target = ?",
+          args: [app, target],
+        },
+      ], "write");
+      ids.set(target, Number(rs[1]!.rows[0]![0]));
+    }
+    return ids;
+  }
+
+  /** Targets of `app` known to the store (declared, retracting or in doubt). */
+  async knownTargets(app: string): Promise<string[]> {
+    const rs = await this.#client.execute({
+      sql: "SELECT target FROM statecast_targets WHERE app = ? UNION " +
+        "SELECT target FROM statecast_declarations WHERE app = ? UNION " +
+        "SELECT target FROM statecast_in_doubt WHERE app = ?",
+      args: [app, app, app],
+    });
+    return rs.rows.map((r) => String(r[0]));
+  }
+
+  /** The key lists of `components` on `target`: per component, key id → fingerprint. */
+  async declarationsOf(
+    app: string,
+    target: string,
+    components: ReadonlyArray<string>,
+  ): Promise<Map<string, KeyFingerprints>> {
+    const found = new Map<string, KeyFingerprints>();
+    for (let i = 0; i < components.length; i += 1000) {
+      const rs = await this.#client.execute({
+        sql: "SELECT component, keys FROM statecast_declarations WHERE app = ? AND target = ? " +
+          "AND component IN (SELECT value FROM json_each(?))",
+        args: [app, target, JSON.stringify(components.slice(i, i + 1000))],
+      });
+      for (const row of rs.rows) {
+        const component = String(row[0]);
+        found.set(
+          component,
+          this.#decode(String(row[1]), decodeKeys, {
+            table: "statecast_declarations",
+            app,
+            where: `target "${target}", file "${component}"`,
+          }),
+        );
+      }
+    }
+    return found;
+  }
+
+  /** See `declarersOf` in `key_index.ts`. */
+  declarersOf(
+    tid: number,
+    hashes: ReadonlyArray<number>,
+    exclude: ReadonlyArray<number>,
+  ): Promise<Array<[number, number]>> {
+    return declarersOf(this.#client, tid, hashes, exclude);
+  }
+
+  /** See `retractingOf` in `key_index.ts`. */
+  retractingOf(
+    tid: number,
+    keys: ReadonlyArray<string>,
+  ): Promise<Map<string, Fingerprint | undefined>> {
+    return retractingOf(this.#client, tid, keys);
+  }
+
+  /** See `retractingPage` in `key_index.ts`. */
+  retractingPage(
+    tid: number,
+    limit: number,
+  ): Promise<Array<{ key: string; fp: Fingerprint | undefined }>> {
+    return retractingPage(this.#client, tid, limit);
+  }
+
+  /** See `retractingCount` in `key_index.ts`. */
+  retractingCount(tid: number): Promise<number> {
+    return retractingCount(this.#client, tid);
   }
 
   /** Every key fingerprint of `app`, per target and file: the costly part, read when needed. */
@@ -265,13 +378,7 @@ export class StateStore implements AsyncDisposable {
   async commit(app: string, commit: RoundCommit): Promise<void> {
     const statements: InStatement[] = [];
     for (const target of commit.forgetTargets ?? []) {
-      statements.push(
-        {
-          sql: "DELETE FROM statecast_declarations WHERE app = ? AND target = ?",
-          args: [app, target],
-        },
-        { sql: "DELETE FROM statecast_in_doubt WHERE app = ? AND target = ?", args: [app, target] },
-      );
+      statements.push(...forgetTargetStatements(app, target));
     }
     for (const [target, keys] of commit.inDoubt ?? []) {
       statements.push(inDoubtStatement(app, target, keys));
@@ -291,10 +398,10 @@ export class StateStore implements AsyncDisposable {
     for (const [component, r] of commit.components) {
       statements.push({
         sql: "INSERT INTO statecast_components " +
-          "(app, component, size, mtime_ms, content_fp, logic_fp, recorded_at_ms) " +
-          "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app, component) DO UPDATE SET " +
+          "(app, component, size, mtime_ms, content_fp, logic_fp, recorded_at_ms, id) " +
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app, component) DO UPDATE SET " +
           "size = excluded.size, mtime_ms = excluded.mtime_ms, content_fp = excluded.content_fp, " +
-          "logic_fp = excluded.logic_fp, recorded_at_ms = excluded.recorded_at_ms",
+          "logic_fp = excluded.logic_fp, recorded_at_ms = excluded.recorded_at_ms, id = excluded.id",
         args: [
           app,
           component,
@@ -303,6 +410,7 @@ export class StateStore implements AsyncDisposable {
           r.contentFingerprint,
           r.logicFingerprint,
           r.recordedAtMs,
+          r.id,
         ],
       });
     }
@@ -322,6 +430,8 @@ export class StateStore implements AsyncDisposable {
           },
       );
     }
+    statements.push(...indexStatements(commit.index ?? []));
+    statements.push(...retractStatements(commit.retract ?? []));
     await this.#write(app, statements);
   }
 
@@ -418,7 +528,12 @@ export class StateStore implements AsyncDisposable {
 
   /** Forgets everything of `app`: the next run re-sends every declared state. */
   async reset(app: string): Promise<void> {
+    const statements: InStatement[] = [];
+    for (const target of await this.knownTargets(app)) {
+      statements.push(...forgetTargetStatements(app, target));
+    }
     await this.#write(app, [
+      ...statements,
       { sql: "DELETE FROM statecast_components WHERE app = ?", args: [app] },
       { sql: "DELETE FROM statecast_declarations WHERE app = ?", args: [app] },
       { sql: "DELETE FROM statecast_in_doubt WHERE app = ?", args: [app] },
@@ -448,6 +563,16 @@ export class StateStore implements AsyncDisposable {
     await this.#write(app, statements);
   }
 
+  /** Per file of `app`, how many keys it declares (all targets together), for `status`. */
+  async fileKeyCounts(app: string): Promise<Map<string, number>> {
+    const rs = await this.#client.execute({
+      sql: "SELECT component, SUM(key_count) FROM statecast_declarations WHERE app = ? " +
+        "GROUP BY component",
+      args: [app],
+    });
+    return new Map(rs.rows.map((r) => [String(r[0]), Number(r[1])]));
+  }
+
   /** Targets of `app` with their numbers of components and keys. */
   async targets(app: string): Promise<TargetStatus[]> {
     const rs = await this.#client.execute({
@@ -470,6 +595,63 @@ export class StateStore implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     this.close();
     return Promise.resolve();
+  }
+}
+
+/**
+ * The statements that forget target `target` of `app`: its key lists, keys in doubt, index and
+ * retracting rows.
+ */
+function forgetTargetStatements(app: string, target: string): InStatement[] {
+  return [
+    ...forgetIndexStatements(app, target),
+    {
+      sql: "DELETE FROM statecast_declarations WHERE app = ? AND target = ?",
+      args: [app, target],
+    },
+    { sql: "DELETE FROM statecast_in_doubt WHERE app = ? AND target = ?", args: [app, target] },
+    { sql: "DELETE FROM statecast_targets WHERE app = ? AND target = ?", args: [app, target] },
+  ];
+}
+
+/**
+ * Migration to schema 4: component ids, target ids, and the key index filled from the stored key
+ * lists, one component at a time (memory stays bounded by the largest file).
+ */
+async function migrateToKeyIndex(tx: Transaction): Promise<void> {
+  await tx.execute("ALTER TABLE statecast_components ADD COLUMN id INTEGER NOT NULL DEFAULT 0");
+  await tx.execute(
+    "UPDATE statecast_components SET id = r.n FROM (SELECT app AS a, component AS c, " +
+      "ROW_NUMBER() OVER (PARTITION BY app ORDER BY component) AS n FROM statecast_components) " +
+      "AS r WHERE r.a = statecast_components.app AND r.c = statecast_components.component",
+  );
+  for (const sql of KEY_INDEX_SCHEMA) await tx.execute(sql);
+  await tx.execute(
+    "INSERT OR IGNORE INTO statecast_targets (app, target) " +
+      "SELECT DISTINCT app, target FROM statecast_declarations",
+  );
+  let after: unknown[] = ["", "", ""];
+  for (;;) {
+    const rs = await tx.execute({
+      sql: "SELECT d.app, d.target, d.component, d.keys, c.id, t.tid " +
+        "FROM statecast_declarations AS d " +
+        "JOIN statecast_components AS c ON c.app = d.app AND c.component = d.component " +
+        "JOIN statecast_targets AS t ON t.app = d.app AND t.target = d.target " +
+        "WHERE (d.app, d.target, d.component) > (?, ?, ?) " +
+        "ORDER BY d.app, d.target, d.component LIMIT 100",
+      args: after as string[],
+    });
+    if (rs.rows.length === 0) return;
+    for (const row of rs.rows) {
+      const hashes = new Set<number>();
+      for (const id of decodeKeys(String(row[3])).keys()) hashes.add(keyHash(id));
+      for (
+        const statement of indexStatements([
+          { tid: Number(row[5]), cid: Number(row[4]), add: [...hashes], remove: [] },
+        ])
+      ) await tx.execute(statement);
+      after = [row[0], row[1], row[2]];
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 // An in-memory target that records what the engine gave it, for engine-level tests. End-to-end
 // tests use the real broker instead.
-import { type Change, keyId, type Target } from "../lib/engine.ts";
+import { keyId } from "../lib/key_id.ts";
+import type { Change, Target } from "../lib/target.ts";
 import { StatecastError } from "../lib/errors.ts";
 import { fingerprint } from "../lib/fingerprint.ts";
 

@@ -4,15 +4,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type ComponentFn,
-  declare,
-  Engine,
-  keyFromId,
-  keyId,
-  type RoundOptions,
-  showKey,
-} from "../lib/engine.ts";
+import { type ComponentFn, Engine, type RoundOptions } from "../lib/engine.ts";
+import { keyFromId, keyId, showKey } from "../lib/key_id.ts";
+import { declare } from "../lib/target.ts";
 import { RecordingTarget } from "./_recording_target.ts";
 import { fingerprint, initFingerprints } from "../lib/fingerprint.ts";
 import { type FileItem, walkDir } from "../lib/localfs.ts";
@@ -381,4 +375,39 @@ Deno.test("Engine.round() refuses a round that deletes most keys, or any from an
   const empty = await f.round();
   assert.match(empty.summary.refused?.reason ?? "", /the source has no files/);
   assert.deepEqual(empty.changes, []);
+});
+
+Deno.test("Engine.round() in chunks: a rename and a key moving to a later chunk's file send no tombstone", async () => {
+  await using f = await fixture();
+  const oneFileChunks = { chunkFiles: 1, maxDeleteShare: Infinity };
+  await f.write("a.csv", "key,n\nK,1\nA,1\n");
+  await f.write("b.csv", "key,n\nB,1\n");
+  await f.round(oneFileChunks);
+  await rename(join(f.dataDir, "a.csv"), join(f.dataDir, "z.csv")); // gone first, back last
+  assert.deepEqual((await f.round(oneFileChunks)).changes, [], "a rename sends nothing");
+  await f.write("z.csv", "key,n\nA,1\n"); // z lets go of K ...
+  await f.write("m.csv", "key,n\nK,2\n"); // ... which a file of an earlier chunk takes
+  assert.deepEqual((await f.round(oneFileChunks)).changes, ['+K={"n":"2"}']);
+  await f.write("m.csv", "key,n\n"); // m lets go of K, which y (a later chunk) takes
+  await f.write("y.csv", "key,n\nK,2\n");
+  const moved = await f.round(oneFileChunks);
+  assert.deepEqual(moved.changes, [], "the same value from another file: nothing to send");
+  assert.deepEqual(f.target.batches, []);
+});
+
+Deno.test("Engine.round() commits chunk by chunk: after a failure, the next round resumes", async () => {
+  await using f = await fixture();
+  for (const name of ["a", "b", "c", "d"]) await f.write(`${name}.csv`, `key,n\n${name}1,1\n`);
+  // The second chunk's batch is lost: a's chunk is committed, then b's fails.
+  const apply = f.target.apply.bind(f.target);
+  let calls = 0;
+  f.target.apply = (changes) =>
+    ++calls === 2 ? Promise.reject(new Error("broker lost")) : apply(changes);
+  const first = await f.round({ chunkFiles: 1 });
+  assert.ok(first.summary.applyError !== undefined);
+  assert.deepEqual(first.changes, ['+a1={"n":"1"}']);
+  f.target.apply = apply;
+  const resumed = await f.round({ chunkFiles: 1 });
+  assert.equal(resumed.runs, 3, "a, committed in the first chunk, is not run again");
+  assert.deepEqual(resumed.changes, ['+b1={"n":"1"}', '+c1={"n":"1"}', '+d1={"n":"1"}']);
 });

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { ContextKey } from "../lib/context.ts";
-import { keyId } from "../lib/engine.ts";
+import { keyId } from "../lib/key_id.ts";
 import { initFingerprints } from "../lib/fingerprint.ts";
 import { type KafkaProducer, type ProducerMessage, TopicTarget } from "../lib/kafka_target.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Declared, reconcile } from "../lib/engine.ts";
+import { type Declared, reconcile } from "../lib/reconcile.ts";
 
 const A = "00000000000000aa", B = "00000000000000bb";
 const declared = (fp: string): Declared<{ key: string }> => ({

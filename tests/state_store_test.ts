@@ -4,6 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
 import { SCHEMA_VERSION, StateStore } from "../lib/state_store.ts";
+import { initFingerprints, keyHash } from "../lib/fingerprint.ts";
+
+await initFingerprints();
 
 Deno.test("StateStore round-trips a commit: memo rows and key fingerprints, per app", async () => {
   const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
@@ -18,6 +21,7 @@ Deno.test("StateStore round-trips a commit: memo rows and key fingerprints, per 
           contentFingerprint: "00000000000000ff",
           logicFingerprint: "ffffffffffffffff",
           recordedAtMs: 2,
+          id: 1,
         }]]),
         declarations: [{
           target: "t",
@@ -95,39 +99,74 @@ Deno.test("StateStore.open() never prints a remote store's auth token or passwor
   });
 });
 
-Deno.test("StateStore.open() migrates a version 1 store, keeping its rows", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
-  const url = `file:${join(dir, "state.db")}`;
-  try {
-    {
-      await using store = await StateStore.open(url);
-      await store.commit("app", {
-        components: new Map(),
-        declarations: [{
-          target: "t",
-          component: "a.csv",
-          keys: new Map([["k", "0000000000000001"]]),
-        }],
-        removed: [],
-      });
-    }
-    const client = createClient({ url });
-    await client.batch([
-      "DROP TABLE statecast_in_doubt",
-      "UPDATE statecast_meta SET value = '1' WHERE name = 'schema_version'",
-    ], "write");
-    client.close();
-    await using store = await StateStore.open(url);
-    assert.equal(
-      (await store.load("app")).declarations.get("t")?.get("a.csv")?.get("k"),
-      "0000000000000001",
+/**
+ * A store as statecast wrote it before the key index (schema 1 to 3, SQL as those versions had
+ * it): two files, one key they share, a key in doubt (from version 2).
+ */
+async function oldStore(url: string, version: 1 | 3): Promise<void> {
+  const client = createClient({ url });
+  const statements = [
+    "CREATE TABLE statecast_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    `CREATE TABLE statecast_components (app TEXT NOT NULL, component TEXT NOT NULL,
+      size INTEGER NOT NULL, mtime_ms REAL NOT NULL, content_fp TEXT NOT NULL,
+      logic_fp TEXT NOT NULL, recorded_at_ms REAL NOT NULL,
+      PRIMARY KEY (app, component)) WITHOUT ROWID`,
+    `CREATE TABLE statecast_declarations (app TEXT NOT NULL, target TEXT NOT NULL,
+      component TEXT NOT NULL, key_count INTEGER NOT NULL, keys TEXT NOT NULL,
+      PRIMARY KEY (app, target, component)) WITHOUT ROWID`,
+    `INSERT INTO statecast_meta VALUES ('schema_version', '${version}')`,
+    `INSERT INTO statecast_components VALUES ('app', 'a.csv', 10, 1, 'c1', 'l1', 2),
+      ('app', 'b.csv', 20, 1, 'c2', 'l1', 2)`,
+    `INSERT INTO statecast_declarations VALUES
+      ('app', 't', 'a.csv', 2, '["k","0000000000000001","shared","00000000000000aa"]'),
+      ('app', 't', 'b.csv', 1, '["shared","00000000000000bb"]')`,
+  ];
+  if (version === 3) {
+    statements.push(
+      `CREATE TABLE statecast_in_doubt (app TEXT NOT NULL, target TEXT NOT NULL,
+        keys TEXT NOT NULL, PRIMARY KEY (app, target)) WITHOUT ROWID`,
+      `CREATE TABLE statecast_locks (app TEXT NOT NULL PRIMARY KEY, owner TEXT NOT NULL,
+        pid INTEGER NOT NULL, host TEXT NOT NULL, started_at_ms INTEGER NOT NULL,
+        heartbeat_ms INTEGER NOT NULL) WITHOUT ROWID`,
+      `INSERT INTO statecast_in_doubt VALUES ('app', 't', '["k"]')`,
     );
-    await store.markInDoubt("app", new Map([["t", ["k"]]]));
-    assert.deepEqual(await store.loadInDoubt("app"), new Map([["t", new Set(["k"])]]));
-  } finally {
-    await rm(dir, { recursive: true });
   }
-});
+  await client.batch(statements, "write");
+  client.close();
+}
+
+for (const version of [1, 3] as const) {
+  Deno.test(`StateStore.open() migrates a version ${version} store: rows kept, ids given, key index filled`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+    const url = `file:${join(dir, "state.db")}`;
+    try {
+      await oldStore(url, version);
+      await using store = await StateStore.open(url);
+      const state = await store.load("app");
+      assert.deepEqual(
+        [...state.components].map(([path, row]) => [path, row.id, row.contentFingerprint]).sort(),
+        [["a.csv", 1, "c1"], ["b.csv", 2, "c2"]],
+      );
+      assert.equal(state.declarations.get("t")?.get("b.csv")?.get("shared"), "00000000000000bb");
+      const [tid] = (await store.targetIds("app", ["t"])).values();
+      const declarers = await store.declarersOf(tid!, [keyHash("shared"), keyHash("k")], []);
+      assert.deepEqual(
+        declarers.map(([h, cid]) => [h === keyHash("shared") ? "shared" : "k", cid]).sort(),
+        [["k", 1], ["shared", 1], ["shared", 2]],
+      );
+      assert.deepEqual(
+        await store.loadInDoubt("app"),
+        version === 3 ? new Map([["t", new Set(["k"])]]) : new Map(),
+      );
+      const client = createClient({ url });
+      const meta = await client.execute("SELECT value FROM statecast_meta");
+      client.close();
+      assert.equal(String(meta.rows[0]![0]), String(SCHEMA_VERSION));
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+}
 
 Deno.test("StateStore.acquireLock() lets one run hold an app; a stale holder is taken over and can no longer commit", async () => {
   const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));

@@ -1,0 +1,69 @@
+/**
+ * The ambient collector: while a component runs, what its function declares is collected here,
+ * per target and key id. One component runs at a time, so one slot is enough.
+ *
+ * @module
+ */
+import { StatecastError } from "./errors.ts";
+import type { Fingerprint } from "./fingerprint.ts";
+import { keyId, showKey } from "./key_id.ts";
+import type { DeclaredState, Target } from "./target.ts";
+
+/** How a component reacts to declaring one key twice. @default "error" */
+export type OnDuplicateKey = "error" | "last";
+
+/** One declared state with its fingerprint and the source line it came from. */
+export interface Collected {
+  state: DeclaredState;
+  fingerprint: Fingerprint;
+  line: number | undefined;
+}
+
+/** Target id → key id → what one component declared. */
+export type Declarations = Map<string, Map<string, Collected>>;
+
+/** What one run of a component declared, per target id and key id. */
+export class Collector {
+  readonly byTarget: Declarations = new Map();
+  /** The source line being processed; set by sources that know it (CSV rows). */
+  line: number | undefined;
+  /** Declared states so far, all targets together (for chunk sizes). */
+  count = 0;
+
+  constructor(readonly component: string, readonly onDuplicateKey: OnDuplicateKey) {}
+
+  declare<S extends DeclaredState>(target: Target<S>, state: S): void {
+    let states = this.byTarget.get(target.id);
+    if (states === undefined) this.byTarget.set(target.id, states = new Map());
+    const id = keyId(state.key);
+    const earlier = states.get(id);
+    if (earlier !== undefined && this.onDuplicateKey === "error") {
+      const where = (line: number | undefined) => line === undefined ? "" : ` line ${line}`;
+      throw new StatecastError(
+        `Duplicate key ${showKey(id)} in "${this.component}": declared at${
+          where(earlier.line)
+        } and again at${where(this.line)}`,
+        { path: this.component, ...(this.line === undefined ? {} : { line: this.line }) },
+      );
+    }
+    if (earlier === undefined) this.count++;
+    states.set(id, { state, fingerprint: target.fingerprint(state), line: this.line });
+  }
+}
+
+let active: Collector | undefined;
+
+/** The collector of the running component, if one runs. */
+export function activeCollector(): Collector | undefined {
+  return active;
+}
+
+/** Runs `fn` with `collector` as the running component's collector. */
+export async function collecting(collector: Collector, fn: () => Promise<void>): Promise<void> {
+  active = collector;
+  try {
+    await fn();
+  } finally {
+    active = undefined;
+  }
+}

@@ -1,0 +1,866 @@
+/**
+ * One reconcile round (private to the engine). The round walks its components in path order, the
+ * gone ones first, in bounded chunks; each chunk is run, looked up, planned, applied and
+ * committed before the next one starts, so memory is bounded by a chunk and a crash resumes after
+ * the last committed chunk. Deletes are recorded as retracting while the chunks run and sent at
+ * the end of the round, under the delete guard, so a key that moves to a file of a later chunk is
+ * never tombstoned on the way.
+ *
+ * @module
+ */
+import { collecting, Collector, type Declarations } from "./_collector.ts";
+import { linkedGroups } from "./_isolation.ts";
+import type { ComponentFn, EngineState, RoundOptions, RoundSummary, SourceItem } from "./engine.ts";
+import { StatecastError } from "./errors.ts";
+import { type Fingerprint, fingerprint, keyHash } from "./fingerprint.ts";
+import { keyFromId, showKey } from "./key_id.ts";
+import { type ComponentRecord, unchangedByContent, unchangedByStat } from "./memo.ts";
+import {
+  type Declared,
+  DEFAULT_MAX_DELETE_SHARE,
+  DELETE_GUARD_FLOOR,
+  deleteGuard,
+  ownerOf,
+  reconcile,
+} from "./reconcile.ts";
+import type { KeyFingerprints, RoundCommit } from "./state_store.ts";
+import type { Change, DeclaredState } from "./target.ts";
+
+/** Keys sent and committed per end-of-round batch of deletes. */
+const DELETE_BATCH = 10_000;
+
+/** The components of one chunk: what each declares now (gone ones declare nothing). */
+interface Chunk {
+  ran: Map<string, Declarations>;
+  memo: Map<string, ComponentRecord>;
+  removed: Set<string>;
+  /** Plan the keys in doubt in this chunk (the round's first). */
+  doubts: boolean;
+}
+
+/** What the store knows about the keys a chunk touches, per target. */
+interface Lookup {
+  /** The chunk's components' committed key lists. */
+  prev: Map<string, Map<string, KeyFingerprints>>;
+  /** Committed declarers outside the chunk, per key id, with their key lists. */
+  others: Map<string, Map<string, string[]>>;
+  otherKeys: Map<string, Map<string, KeyFingerprints>>;
+  /** Keys nobody declares whose delete is not sent yet, with what the target holds. */
+  retracting: Map<string, Map<string, Fingerprint | undefined>>;
+  touched: Map<string, Set<string>>;
+}
+
+/** One planned action, with a component of the chunk that touched its key (for isolation). */
+interface Planned {
+  target: string;
+  id: string;
+  anchor: string | undefined;
+}
+
+/** A chunk's plan: upserts to send now, deletes to record, retracting rows to clear. */
+interface Plan {
+  upserts: Array<Planned & { change: Extract<Change<DeclaredState>, { kind: "upsert" }> }>;
+  deletes: Array<Planned & { fp: Fingerprint | undefined }>;
+  unretract: Planned[];
+  noops: number;
+  /** Components whose value a key needs (they did not run), with the components giving it. */
+  needed: Map<string, Set<string>>;
+  /** Keys declared by several components: target, key id, declarers, owner. */
+  conflicts: Array<[string, string, string[], string]>;
+}
+
+/** Which of a plan's parts a commit covers. */
+interface Part {
+  upserts: Plan["upserts"];
+  deletes: Plan["deletes"];
+  unretract: Plan["unretract"];
+  /** Also commit the memo rows of files whose content did not change. */
+  unchanged: boolean;
+}
+
+/** Runs one round; see the module doc. */
+export class Round<I extends SourceItem> {
+  readonly summary: RoundSummary;
+  readonly #e: EngineState;
+  readonly #fn: ComponentFn<I>;
+  readonly #items: ReadonlyArray<I>;
+  readonly #options: RoundOptions<I>;
+  readonly #logic: Fingerprint;
+  readonly #started = performance.now();
+  readonly #itemsByPath: Map<string, I>;
+  /** Components gone this round and not committed as gone yet. */
+  readonly #removed = new Set<string>();
+  /** Components run ahead of their chunk because a key needed their value. */
+  readonly #pulled = new Set<string>();
+  readonly #failed = new Set<string>();
+  /** Components that cannot be read this round: the keys they would own wait. */
+  readonly #unreadable = new Set<string>();
+  /** The last item path run so far: declarers after it may still run this round. */
+  #frontier = "";
+  /** Conflicts that involved a component still to run: checked again at the end. */
+  readonly #laterConflicts = new Map<string, Set<string>>();
+  /** Deletes a dry run planned (a real round records them as retracting). */
+  readonly #dryDeletes = new Map<string, Map<string, Fingerprint | undefined>>();
+  #changesPlanned = 0;
+  #changesDone = 0;
+  /** The next free component id (found on first use). */
+  #nextId: number | undefined;
+
+  constructor(
+    state: EngineState,
+    fn: ComponentFn<I>,
+    items: ReadonlyArray<I>,
+    options: RoundOptions<I>,
+  ) {
+    this.#e = state;
+    this.#fn = fn;
+    this.#items = items;
+    this.#options = options;
+    this.#itemsByPath = new Map(items.map((i) => [i.path, i]));
+    // The memo is valid for one function *and* one set of targets: a newly mounted target (a
+    // renamed topic) must receive every file's states, so every file runs again.
+    this.#logic = fingerprint(
+      `${fn.logicFingerprint}\n${[...state.targets.keys()].sort().join("\n")}`,
+    );
+    this.summary = {
+      scanned: items.length,
+      unchanged: 0,
+      processed: 0,
+      failed: [],
+      upserts: 0,
+      deletes: 0,
+      unchangedKeys: 0,
+      conflicts: [],
+      changes: [],
+      committed: false,
+      held: [],
+      elapsedMs: 0,
+    };
+  }
+
+  async run(): Promise<RoundSummary> {
+    this.#findRemoved();
+    if (await this.#refuseEmptySource()) return this.#finish();
+    let first = true;
+    for await (const chunk of this.#chunks()) {
+      chunk.doubts = first;
+      first = false;
+      if (!await this.#reconcileChunk(chunk)) return this.#finish();
+    }
+    if (first && [...this.#e.inDoubt.values()].some((keys) => keys.size > 0)) {
+      const empty: Chunk = { ran: new Map(), memo: new Map(), removed: new Set(), doubts: true };
+      if (!await this.#reconcileChunk(empty)) return this.#finish();
+    }
+    if (!await this.#sendDeletes()) return this.#finish();
+    await this.#reportLaterConflicts();
+    this.summary.committed = !this.#options.dryRun && this.summary.refused === undefined;
+    return this.#finish();
+  }
+
+  #finish(): RoundSummary {
+    this.summary.elapsedMs = performance.now() - this.#started;
+    return this.summary;
+  }
+
+  /** The components that are gone: named by the caller, or (full scan) not among the items. */
+  #findRemoved(): void {
+    const unreadable = this.#options.unreadable ?? [];
+    this.summary.failed.push(...unreadable);
+    for (const c of this.#options.removed ?? []) this.#removed.add(c);
+    if (this.#options.fullScan) {
+      const hidden = (c: string) => unreadable.some((u) => c.startsWith(u.path + "/"));
+      for (const c of this.#e.components.keys()) {
+        if (!this.#itemsByPath.has(c) && !hidden(c)) this.#removed.add(c);
+      }
+    }
+    for (const c of [...this.#removed]) {
+      if (this.#itemsByPath.has(c) || !this.#e.components.has(c)) this.#removed.delete(c);
+    }
+    this.summary.scanned += this.#removed.size;
+  }
+
+  /** A full scan that found no items would retract everything: refuse before touching anything. */
+  async #refuseEmptySource(): Promise<boolean> {
+    if (!this.#options.fullScan || this.#items.length > 0) return false;
+    const maxShare = this.#options.maxDeleteShare ?? DEFAULT_MAX_DELETE_SHARE;
+    const counts = await this.#keyCounts();
+    for (const [target, keys] of counts) {
+      const reason = deleteGuard({ deletes: keys, keys, emptySource: true, maxShare });
+      if (reason !== null) {
+        this.summary.refused = { target, deletes: keys, keys, reason };
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Keys per mounted target: declared, or retracting and not sent yet. */
+  async #keyCounts(): Promise<Map<string, number>> {
+    const declared = new Map(
+      (await this.#e.store.targets(this.#e.app)).map((t) => [t.target, t.keys]),
+    );
+    const counts = new Map<string, number>();
+    for (const [target, tid] of this.#e.tids) {
+      counts.set(target, (declared.get(target) ?? 0) + await this.#e.store.retractingCount(tid));
+    }
+    return counts;
+  }
+
+  /**
+   * The round's chunks: the gone components first, together in one chunk (they only carry their
+   * committed key lists, and whether one of them must wait for another's handover can only be
+   * told with all of them at hand), then the items in path order, each chunk ending at
+   * `chunkRows` declared states or `chunkFiles` files. A dry run is one chunk.
+   */
+  async *#chunks(): AsyncGenerator<Chunk> {
+    const dry = this.#options.dryRun === true;
+    const maxRows = dry ? Infinity : this.#options.chunkRows ?? 50_000;
+    const maxFiles = dry ? Infinity : this.#options.chunkFiles ?? 1000;
+    let chunk = newChunk();
+    for (const c of [...this.#removed].sort()) {
+      chunk.ran.set(c, new Map());
+      chunk.removed.add(c);
+      this.summary.processed++;
+    }
+    if (!dry && chunk.ran.size > 0) {
+      yield chunk;
+      chunk = newChunk();
+    }
+    let rows = 0;
+    let done = 0;
+    for (const item of this.#items) {
+      this.#frontier = item.path;
+      if (!this.#pulled.has(item.path)) rows += await this.#runInto(chunk, item, false);
+      this.#options.onProgress?.("files", ++done, this.#items.length);
+      if (rows >= maxRows || chunk.ran.size + chunk.memo.size >= maxFiles) {
+        yield chunk;
+        chunk = newChunk();
+        rows = 0;
+      }
+    }
+    if (chunk.ran.size > 0 || chunk.memo.size > 0) yield chunk;
+  }
+
+  /**
+   * Runs one component into `chunk` unless the memo says it is unchanged; returns how many states
+   * it declared. `force` runs it whatever the memo says.
+   */
+  async #runInto(chunk: Chunk, item: I, force: boolean): Promise<number> {
+    const scanTime = Date.now();
+    const previous = this.#e.components.get(item.path);
+    const logic = this.#fn.memo && !force ? this.#logic : undefined;
+    try {
+      if (unchangedByStat(previous, item, logic)) {
+        this.summary.unchanged++;
+        return 0;
+      }
+      let content: Fingerprint;
+      try {
+        const bytes = await item.bytes();
+        if (bytes.length === 0) {
+          // A file truncated to nothing is far more often caught mid-write than meant to be
+          // empty (a header-only file really has no rows): keep what it published.
+          this.summary.held.push({
+            path: item.path,
+            reason: "the file is empty (0 bytes): held as not ready; what it published stays",
+          });
+          return 0;
+        }
+        content = fingerprint(bytes);
+      } catch (error) {
+        this.#fail(item.path, error);
+        return 0;
+      }
+      const record: ComponentRecord = {
+        size: item.size,
+        mtimeMs: item.mtimeMs,
+        contentFingerprint: content,
+        logicFingerprint: this.#logic,
+        recordedAtMs: scanTime,
+      };
+      if (unchangedByContent(previous, content, logic)) {
+        this.summary.unchanged++;
+        chunk.memo.set(item.path, record); // new stat, same content: remember, do not parse
+        return 0;
+      }
+      const collector = new Collector(item.path, this.#fn.onDuplicateKey);
+      try {
+        await collecting(collector, () => this.#fn.run(item));
+      } catch (error) {
+        this.#fail(item.path, error);
+        return 0;
+      }
+      this.summary.processed++;
+      chunk.ran.set(item.path, collector.byTarget);
+      chunk.memo.set(item.path, record);
+      return collector.count;
+    } finally {
+      item.release?.();
+    }
+  }
+
+  #fail(path: string, error: unknown, blockedBy?: string): void {
+    this.#failed.add(path);
+    this.summary.failed.push(
+      blockedBy === undefined ? { path, error } : { path, error, blockedBy },
+    );
+  }
+
+  /** Plans, applies and commits one chunk; false when a target failed (the round stops). */
+  async #reconcileChunk(chunk: Chunk): Promise<boolean> {
+    const { plan, lookup } = await this.#planChunk(chunk);
+    this.summary.unchangedKeys += plan.noops;
+    for (const [target, id, declarers, owner] of plan.conflicts) {
+      this.#conflict(target, id, declarers, owner);
+    }
+    if (this.#options.dryRun) {
+      this.#recordDry(plan);
+      return true;
+    }
+    await this.#markInDoubt(plan.upserts);
+    try {
+      await this.#apply(plan.upserts);
+    } catch (error) {
+      if (!isRefusal(error)) {
+        this.summary.applyError = error;
+        return false;
+      }
+      return await this.#isolate(chunk, plan, lookup);
+    }
+    if (plan.upserts.length > 0) testHook("after-apply");
+    await this.#commit(chunk, lookup, new Set(chunk.ran.keys()), { ...plan, unchanged: true });
+    this.#count(plan.upserts);
+    return true;
+  }
+
+  /**
+   * Looks the chunk's keys up and plans them. A key whose new owner did not run needs its value:
+   * the owner runs into the chunk and the chunk is planned again. An owner that cannot be read
+   * makes the components that hand it keys wait (their committed state stays as it is).
+   */
+  async #planChunk(chunk: Chunk): Promise<{ plan: Plan; lookup: Lookup }> {
+    for (;;) {
+      const lookup = await this.#lookup(chunk);
+      const plan = this.#plan(chunk, lookup);
+      if (plan.needed.size === 0) return { plan, lookup };
+      for (const [owner, givers] of plan.needed) {
+        if (!this.#unreadable.has(owner) && !this.#failed.has(owner)) {
+          const item = this.#itemsByPath.get(owner) ?? await this.#options.resolve?.(owner);
+          if (item !== undefined) {
+            this.#pulled.add(owner);
+            await this.#runInto(chunk, item, true);
+            if (chunk.ran.has(owner)) continue;
+          }
+        }
+        this.#unreadable.add(owner);
+        for (const giver of givers) {
+          chunk.ran.delete(giver);
+          chunk.memo.delete(giver);
+          // A file that is gone waits too: committing its removal would forget what it owes.
+          chunk.removed.delete(giver);
+          this.#removed.delete(giver);
+          if (this.#failed.has(giver)) continue;
+          this.#fail(
+            giver,
+            new StatecastError(
+              `"${giver}" was not published: keys it no longer declares now belong to ` +
+                `"${owner}", which could not be read`,
+              { path: giver },
+            ),
+            owner,
+          );
+        }
+      }
+    }
+  }
+
+  /** Reads what the store knows about every key the chunk touches, in batched queries. */
+  async #lookup(chunk: Chunk): Promise<Lookup> {
+    const { store, app } = this.#e;
+    const lookup: Lookup = {
+      prev: new Map(),
+      others: new Map(),
+      otherKeys: new Map(),
+      retracting: new Map(),
+      touched: new Map(),
+    };
+    const known = [...chunk.ran.keys()].filter((c) => this.#e.components.has(c));
+    const exclude = known.map((c) => this.#e.components.get(c)!.id);
+    for (const declarations of chunk.ran.values()) {
+      for (const target of declarations.keys()) this.#tid(target);
+    }
+    for (const [target, tid] of this.#e.tids) {
+      const prev = known.length === 0
+        ? new Map<string, KeyFingerprints>()
+        : await store.declarationsOf(app, target, known);
+      const touched = new Set<string>();
+      for (const keys of prev.values()) for (const id of keys.keys()) touched.add(id);
+      for (const declarations of chunk.ran.values()) {
+        for (const id of declarations.get(target)?.keys() ?? []) touched.add(id);
+      }
+      if (chunk.doubts) { for (const id of this.#e.inDoubt.get(target) ?? []) touched.add(id); }
+      if (touched.size === 0) continue;
+      const byHash = new Map<number, string[]>();
+      for (const id of touched) {
+        const h = keyHash(id);
+        const ids = byHash.get(h);
+        if (ids === undefined) byHash.set(h, [id]);
+        else ids.push(id);
+      }
+      // Declarers outside the chunk: candidates by hash, confirmed by their own key lists.
+      const candidates = new Map<string, number[]>();
+      for (const [h, cid] of await store.declarersOf(tid, [...byHash.keys()], exclude)) {
+        const path = this.#e.paths.get(cid);
+        if (path === undefined || this.#removed.has(path)) continue; // gone: never declares
+        const hashes = candidates.get(path);
+        if (hashes === undefined) candidates.set(path, [h]);
+        else hashes.push(h);
+      }
+      const otherKeys = candidates.size === 0
+        ? new Map<string, KeyFingerprints>()
+        : await store.declarationsOf(app, target, [...candidates.keys()]);
+      const others = new Map<string, string[]>();
+      for (const [path, hashes] of candidates) {
+        const keys = otherKeys.get(path);
+        for (const h of hashes) {
+          for (const id of byHash.get(h)!) {
+            if (!keys?.has(id)) continue;
+            const declarers = others.get(id);
+            if (declarers === undefined) others.set(id, [path]);
+            else declarers.push(path);
+          }
+        }
+      }
+      // Keys with no committed declarer may be retracting: the target still holds them.
+      const declaredBefore = new Set(others.keys());
+      for (const keys of prev.values()) for (const id of keys.keys()) declaredBefore.add(id);
+      const orphaned = [...touched].filter((id) => !declaredBefore.has(id));
+      lookup.prev.set(target, prev);
+      lookup.others.set(target, others);
+      lookup.otherKeys.set(target, otherKeys);
+      lookup.retracting.set(
+        target,
+        orphaned.length === 0 ? new Map() : await store.retractingOf(tid, orphaned),
+      );
+      lookup.touched.set(target, touched);
+    }
+    return lookup;
+  }
+
+  /** The id of a target a component declared on; it must be mounted. */
+  #tid(target: string): number {
+    const tid = this.#e.tids.get(target);
+    if (tid === undefined) {
+      throw new TypeError(
+        `States were declared on target "${target}", which is not mounted: create targets ` +
+          "with their mount function (kafka.mountTopicTarget) inside app.main()",
+      );
+    }
+    return tid;
+  }
+
+  /** Plans every touched key of the chunk (no I/O). */
+  #plan(chunk: Chunk, lookup: Lookup): Plan {
+    const plan: Plan = {
+      upserts: [],
+      deletes: [],
+      unretract: [],
+      noops: 0,
+      needed: new Map(),
+      conflicts: [],
+    };
+    for (const [target, touched] of lookup.touched) {
+      const prev = lookup.prev.get(target)!;
+      const others = lookup.others.get(target)!;
+      const otherKeys = lookup.otherKeys.get(target)!;
+      const retracting = lookup.retracting.get(target)!;
+      const inDoubt = chunk.doubts ? this.#e.inDoubt.get(target) : undefined;
+      const fpOf = (c: string, id: string) => (prev.get(c) ?? otherKeys.get(c))?.get(id);
+      // Who in the chunk declared each key before and declares it now: one pass per component.
+      const hadBy = new Map<string, string[]>();
+      const hasBy = new Map<string, string[]>();
+      for (const [c, declarations] of chunk.ran) {
+        for (const id of prev.get(c)?.keys() ?? []) push(hadBy, id, c);
+        for (const id of declarations.get(target)?.keys() ?? []) push(hasBy, id, c);
+      }
+      for (const id of touched) {
+        const outside = others.get(id) ?? [];
+        const had = hadBy.get(id) ?? [];
+        const has = hasBy.get(id) ?? [];
+        const before = had.length === 0 ? outside : [...outside, ...had];
+        const after = has.length === 0 ? outside : [...outside, ...has];
+        const anchor = had[0] ?? has[0];
+        const previousOwner = ownerOf(before);
+        const inRetract = previousOwner === undefined && retracting.has(id);
+        const previous = previousOwner === undefined ? retracting.get(id) : fpOf(previousOwner, id);
+        const mayBeMissing = inDoubt?.has(id) ?? false;
+        const owner = ownerOf(after);
+        if (after.length > 1) plan.conflicts.push([target, id, after, owner!]);
+        let declared: Declared<DeclaredState> | undefined;
+        if (owner !== undefined) {
+          const fromRun = chunk.ran.get(owner)?.get(target)?.get(id);
+          if (fromRun !== undefined) declared = fromRun;
+          else {
+            const fp = fpOf(owner, id)!;
+            if (mayBeMissing || fp !== previous) {
+              // Its value is needed but only its fingerprint is known: it must run. The
+              // components of the chunk that declared the key before hand it over. If it
+              // cannot be read, the key waits, and they wait with it.
+              if (this.#unreadable.has(owner) && had.length === 0) continue;
+              let givers = plan.needed.get(owner);
+              if (givers === undefined) plan.needed.set(owner, givers = new Set());
+              for (const c of had) givers.add(c);
+              continue;
+            }
+            declared = { state: { key: keyFromId(id) }, fingerprint: fp };
+          }
+        }
+        const action = reconcile(declared, previous, { mayBeMissing });
+        const planned = { target, id, anchor };
+        if (action?.kind === "delete") {
+          plan.deletes.push({ ...planned, fp: previous });
+          continue;
+        }
+        if (inRetract) plan.unretract.push(planned);
+        if (action === null) plan.noops++;
+        else {
+          plan.upserts.push({
+            ...planned,
+            change: { kind: "upsert", key: action.state.key, state: action.state },
+          });
+        }
+      }
+    }
+    return plan;
+  }
+
+  /**
+   * A key declared by several components. Reported now when every declarer is settled; when one
+   * of them still runs later in this round (its committed keys may be stale), checked again at
+   * the end of the round.
+   */
+  #conflict(target: string, id: string, declarers: string[], owner: string): void {
+    const later = declarers.some((c) =>
+      c > this.#frontier && this.#itemsByPath.has(c) && !this.#pulled.has(c)
+    );
+    if (later && !this.#options.dryRun) {
+      let ids = this.#laterConflicts.get(target);
+      if (ids === undefined) this.#laterConflicts.set(target, ids = new Set());
+      ids.add(id);
+      return;
+    }
+    this.summary.conflicts.push(conflictMessage(target, id, declarers, owner));
+  }
+
+  /** The conflicts put off during the round, as the store has them now. */
+  async #reportLaterConflicts(): Promise<void> {
+    for (const [target, ids] of this.#laterConflicts) {
+      const tid = this.#e.tids.get(target)!;
+      const byHash = new Map([...ids].map((id) => [keyHash(id), id]));
+      const candidates = new Map<string, string[]>();
+      for (const [h, cid] of await this.#e.store.declarersOf(tid, [...byHash.keys()], [])) {
+        const path = this.#e.paths.get(cid);
+        const id = byHash.get(h);
+        if (path === undefined || id === undefined) continue;
+        const paths = candidates.get(id);
+        if (paths === undefined) candidates.set(id, [path]);
+        else paths.push(path);
+      }
+      const lists = await this.#e.store.declarationsOf(
+        this.#e.app,
+        target,
+        [...new Set([...candidates.values()].flat())],
+      );
+      for (const [id, paths] of candidates) {
+        const declarers = paths.filter((p) => lists.get(p)?.has(id)).sort();
+        if (declarers.length > 1) {
+          this.summary.conflicts.push(conflictMessage(target, id, declarers, declarers[0]!));
+        }
+      }
+    }
+  }
+
+  #recordDry(plan: Plan): void {
+    this.#count(plan.upserts);
+    for (const { target, id, fp } of plan.deletes) {
+      let keys = this.#dryDeletes.get(target);
+      if (keys === undefined) this.#dryDeletes.set(target, keys = new Map());
+      keys.set(id, fp);
+    }
+  }
+
+  /** Counts upserts that went out (deletes are counted when sent). */
+  #count(upserts: Plan["upserts"]): void {
+    for (const { target, change } of upserts) {
+      this.summary.upserts++;
+      if (this.#options.keepChanges) {
+        this.summary.changes.push({ target, kind: "upsert", key: change.key, state: change.state });
+      }
+    }
+  }
+
+  /** Persists the keys about to be sent as in doubt, before anything is sent. */
+  async #markInDoubt(changes: ReadonlyArray<{ target: string; id: string }>): Promise<void> {
+    const marks = new Map<string, Set<string>>();
+    for (const { target, id } of changes) {
+      let keys = marks.get(target);
+      if (keys === undefined) marks.set(target, keys = new Set(this.#e.inDoubt.get(target)));
+      keys.add(id);
+    }
+    if (marks.size === 0) return;
+    await this.#e.store.markInDoubt(
+      this.#e.app,
+      new Map([...marks].map(([target, keys]) => [target, [...keys]])),
+    );
+    for (const [target, keys] of marks) this.#e.inDoubt.set(target, keys);
+  }
+
+  /** Applies changes target by target, reporting progress. */
+  async #apply(
+    changes: ReadonlyArray<{ target: string; change: Change<DeclaredState> }>,
+  ): Promise<void> {
+    const byTarget = new Map<string, Array<Change<DeclaredState>>>();
+    for (const { target, change } of changes) {
+      let list = byTarget.get(target);
+      if (list === undefined) byTarget.set(target, list = []);
+      list.push(change);
+    }
+    this.#changesPlanned += changes.length;
+    for (const [target, list] of byTarget) {
+      await this.#e.targets.get(target)!.apply(list, (count) => {
+        this.#changesDone += count;
+        this.#options.onProgress?.("changes", this.#changesDone, this.#changesPlanned);
+      });
+    }
+  }
+
+  /**
+   * The target refused some of the chunk's data itself (a message too large): sending it again
+   * will not help, so find the files it comes from. Components that share keys (now or before)
+   * are applied and committed together, group by group; a refused group fails like a file that
+   * cannot be parsed, and the others go through.
+   */
+  async #isolate(chunk: Chunk, plan: Plan, lookup: Lookup): Promise<boolean> {
+    for (const group of linkedGroups(chunk.ran, lookup.prev)) {
+      const members = new Set(group);
+      const mine = (p: Planned) => p.anchor !== undefined && members.has(p.anchor);
+      const upserts = plan.upserts.filter(mine);
+      try {
+        await this.#apply(upserts);
+      } catch (error) {
+        if (!isRefusal(error)) {
+          this.summary.applyError = error;
+          return false;
+        }
+        for (const member of group) {
+          this.#fail(member, error);
+          chunk.ran.delete(member);
+          chunk.memo.delete(member);
+          chunk.removed.delete(member);
+        }
+        continue;
+      }
+      const part = {
+        upserts,
+        deletes: plan.deletes.filter(mine),
+        unretract: plan.unretract.filter(mine),
+        unchanged: false,
+      };
+      await this.#commit(chunk, lookup, members, part);
+      this.#count(upserts);
+    }
+    // What is left: memo rows of files whose content did not change.
+    const none = { upserts: [], deletes: [], unretract: [], unchanged: true };
+    await this.#commit(chunk, lookup, new Set(), none);
+    return true;
+  }
+
+  /**
+   * Commits, in one transaction, the chunk's components in `members` and the plan's parts that
+   * went out for them: memo rows, key lists, key index rows, retracting rows, and the keys that
+   * are no longer in doubt.
+   */
+  async #commit(chunk: Chunk, lookup: Lookup, members: Set<string>, part: Part): Promise<void> {
+    const e = this.#e;
+    const commit: RoundCommit = {
+      components: new Map(),
+      declarations: [],
+      removed: [],
+      index: [],
+      retract: [],
+      forgetTargets: [...e.orphans],
+      inDoubt: new Map(),
+    };
+    for (const [c, record] of chunk.memo) {
+      if (chunk.ran.has(c) ? !members.has(c) : !part.unchanged) continue;
+      commit.components.set(c, { ...record, id: e.components.get(c)?.id ?? this.#newId() });
+    }
+    for (const c of members) {
+      const declarations = chunk.ran.get(c)!;
+      const gone = chunk.removed.has(c);
+      if (gone) commit.removed.push(c);
+      const cid = commit.components.get(c)?.id ?? e.components.get(c)!.id;
+      for (const [target, tid] of e.tids) {
+        const before = lookup.prev.get(target)?.get(c);
+        const now = gone ? undefined : declarations.get(target);
+        if (before === undefined && now === undefined) continue;
+        const keys: KeyFingerprints = new Map();
+        for (const [id, collected] of now ?? []) keys.set(id, collected.fingerprint);
+        if (!gone) commit.declarations.push({ target, component: c, keys });
+        commit.index!.push({ tid, cid, ...hashDiff(before, keys) });
+      }
+    }
+    for (const [target, tid] of e.tids) {
+      const add = part.deletes.filter((d) => d.target === target)
+        .map((d): [string, Fingerprint | undefined] => [d.id, d.fp]);
+      const remove = part.unretract.filter((u) => u.target === target).map((u) => u.id);
+      if (add.length > 0 || remove.length > 0) commit.retract!.push({ tid, add, remove });
+      // The keys just acknowledged are no longer in doubt.
+      const doubts = e.inDoubt.get(target);
+      if (doubts === undefined || doubts.size === 0) continue;
+      const left = new Set(doubts);
+      for (const u of part.upserts) if (u.target === target) left.delete(u.id);
+      if (left.size !== doubts.size) commit.inDoubt!.set(target, [...left]);
+    }
+    await e.store.commit(e.app, commit);
+    // The store now holds the chunk; mirror it in memory.
+    e.orphans.clear();
+    for (const [target, keys] of commit.inDoubt!) e.inDoubt.set(target, new Set(keys));
+    for (const c of commit.removed) {
+      const id = e.components.get(c)?.id;
+      if (id !== undefined) e.paths.delete(id);
+      e.components.delete(c);
+      this.#removed.delete(c);
+    }
+    for (const [c, row] of commit.components) {
+      e.components.set(c, row);
+      e.paths.set(row.id, c);
+    }
+  }
+
+  #newId(): number {
+    if (this.#nextId === undefined) {
+      let max = 0;
+      for (const id of this.#e.paths.keys()) if (id > max) max = id;
+      this.#nextId = max + 1;
+    }
+    return this.#nextId++;
+  }
+
+  /**
+   * The end of the round: sends the deletes recorded as retracting (this round's and any left
+   * from an earlier one), target by target, in batches, unless the delete guard holds them back.
+   */
+  async #sendDeletes(): Promise<boolean> {
+    const { store } = this.#e;
+    const maxShare = this.#options.maxDeleteShare ?? DEFAULT_MAX_DELETE_SHARE;
+    let counts: Map<string, number> | undefined;
+    for (const [target, tid] of this.#e.tids) {
+      const dry = this.#dryDeletes.get(target) ?? new Map<string, Fingerprint | undefined>();
+      const stored = await store.retractingCount(tid);
+      const pending = stored + dry.size;
+      if (pending === 0) continue;
+      if (pending > DELETE_GUARD_FLOOR) {
+        counts ??= await this.#keyCounts();
+        const keys = (counts.get(target) ?? 0) + dry.size;
+        const reason = deleteGuard({ deletes: pending, keys, emptySource: false, maxShare });
+        if (reason !== null) {
+          this.summary.refused ??= { target, deletes: pending, keys, reason };
+          continue;
+        }
+      }
+      if (this.#options.dryRun) {
+        const keys = new Set(dry.keys());
+        for (const { key } of stored === 0 ? [] : await store.retractingPage(tid, stored)) {
+          keys.add(key);
+        }
+        for (const id of keys) this.#countDelete(target, id);
+        continue;
+      }
+      for (;;) {
+        const page = await store.retractingPage(tid, DELETE_BATCH);
+        if (page.length === 0) break;
+        const deletes = page.map(({ key }) => ({
+          target,
+          id: key,
+          change: { kind: "delete", key: keyFromId(key) } as Change<DeclaredState>,
+        }));
+        await this.#markInDoubt(deletes);
+        try {
+          await this.#apply(deletes);
+        } catch (error) {
+          this.summary.applyError = error;
+          return false;
+        }
+        testHook("after-apply");
+        const sent = new Set(page.map(({ key }) => key));
+        const left = [...this.#e.inDoubt.get(target) ?? []].filter((id) => !sent.has(id));
+        await store.commit(this.#e.app, {
+          components: new Map(),
+          declarations: [],
+          removed: [],
+          retract: [{ tid, add: [], remove: [...sent] }],
+          inDoubt: new Map([[target, left]]),
+        });
+        this.#e.inDoubt.set(target, new Set(left));
+        for (const id of sent) this.#countDelete(target, id);
+      }
+    }
+    return true;
+  }
+
+  #countDelete(target: string, id: string): void {
+    this.summary.deletes++;
+    if (this.#options.keepChanges) {
+      this.summary.changes.push({ target, kind: "delete", key: keyFromId(id) });
+    }
+  }
+}
+
+function newChunk(): Chunk {
+  return { ran: new Map(), memo: new Map(), removed: new Set(), doubts: false };
+}
+
+function conflictMessage(target: string, id: string, declarers: string[], owner: string): string {
+  return `key ${showKey(id)} of "${target}" is declared by ${
+    declarers.slice().sort().map((c) => `"${c}"`).join(" and ")
+  }; publishing the value from "${owner}"`;
+}
+
+/** The key hashes a component's index rows gain and lose when its keys go from `before` to `now`. */
+function hashDiff(
+  before: KeyFingerprints | undefined,
+  now: Map<string, unknown>,
+): { add: number[]; remove: number[] } {
+  const was = new Set<number>();
+  for (const id of before?.keys() ?? []) was.add(keyHash(id));
+  const is = new Set<number>();
+  for (const id of now.keys()) is.add(keyHash(id));
+  return {
+    add: [...is].filter((h) => !was.has(h)),
+    remove: [...was].filter((h) => !is.has(h)),
+  };
+}
+
+/**
+ * Whether a target refused the data itself, so that sending it again cannot succeed (a message
+ * larger than the topic allows). Targets say so with `StatecastError({ refused: true })`.
+ */
+function isRefusal(error: unknown): boolean {
+  return error instanceof StatecastError && error.refused;
+}
+
+/** A failure injected by tests through `STATECAST_TEST_CRASH=<point>`: the process dies there. */
+function testHook(point: string): void {
+  const wanted = typeof process === "undefined" ? undefined : process.env.STATECAST_TEST_CRASH;
+  if (wanted === point) {
+    console.error(`statecast: STATECAST_TEST_CRASH=${point}: exiting before the commit`);
+    process.exit(70);
+  }
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}

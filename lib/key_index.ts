@@ -1,0 +1,182 @@
+/**
+ * The key index: which components declare a key, and the keys being retracted, in indexed store
+ * tables, read for the keys a round touches, in batched queries, never loaded whole.
+ *
+ * - `statecast_key_index (tid, kh, cid)`: one row per target, key and declaring component, keyed
+ *   by the key id's 53-bit hash ({@linkcode keyHash}) and small integer ids, so a row is about
+ *   20 bytes whatever the key's length. A hit is a candidate: the component's own key list (its
+ *   row in `statecast_declarations`) confirms it, so two keys sharing a hash cannot mix up.
+ * - `statecast_retracting (tid, key, fp)`: keys nobody declares any more whose delete has not been
+ *   sent yet, with the fingerprint of what the target still holds. The key id is stored as its
+ *   JSON text, so the id of a non-UTF-8 key (a lone surrogate marker) survives the round trip. A round only records deletes
+ *   while its chunks run and sends them at its end, so a key that moves to a file of a later
+ *   chunk is an upsert (or nothing), never a tombstone followed by an upsert.
+ *
+ * Lists travel as one JSON parameter per statement (`json_each`), so a lookup or an update of
+ * 10,000 keys is one statement, not 10,000 parameters.
+ *
+ * @module
+ */
+import type { InStatement, ResultSet } from "@libsql/client";
+import type { Fingerprint } from "./fingerprint.ts";
+
+/** What the key index needs of a libSQL client or transaction. */
+export interface Executor {
+  execute(statement: InStatement): Promise<ResultSet>;
+}
+
+/** The tables of the key index (schema version 4). */
+export const KEY_INDEX_SCHEMA: ReadonlyArray<string> = [
+  `CREATE TABLE IF NOT EXISTS statecast_targets (
+    tid INTEGER PRIMARY KEY, app TEXT NOT NULL, target TEXT NOT NULL, UNIQUE (app, target))`,
+  `CREATE TABLE IF NOT EXISTS statecast_key_index (
+    tid INTEGER NOT NULL, kh INTEGER NOT NULL, cid INTEGER NOT NULL,
+    PRIMARY KEY (tid, kh, cid)) WITHOUT ROWID`,
+  `CREATE TABLE IF NOT EXISTS statecast_retracting (
+    tid INTEGER NOT NULL, key TEXT NOT NULL, fp TEXT,
+    PRIMARY KEY (tid, key)) WITHOUT ROWID`,
+];
+
+/** Keys per statement: bounds one statement's JSON parameter and result. */
+const BATCH = 20_000;
+
+/**
+ * The components other than `exclude` that declare a key whose hash is in `hashes`, as
+ * `[hash, component id]` pairs (candidates: confirm with the component's key list).
+ */
+export async function declarersOf(
+  db: Executor,
+  tid: number,
+  hashes: ReadonlyArray<number>,
+  exclude: ReadonlyArray<number>,
+): Promise<Array<[number, number]>> {
+  const found: Array<[number, number]> = [];
+  const excluded = JSON.stringify(exclude);
+  for (let i = 0; i < hashes.length; i += BATCH) {
+    const rs = await db.execute({
+      sql: "SELECT i.kh, i.cid FROM json_each(?) AS j JOIN statecast_key_index AS i " +
+        "ON i.tid = ? AND i.kh = j.value " +
+        "WHERE i.cid NOT IN (SELECT value FROM json_each(?))",
+      args: [JSON.stringify(hashes.slice(i, i + BATCH)), tid, excluded],
+    });
+    for (const row of rs.rows) found.push([Number(row[0]), Number(row[1])]);
+  }
+  return found;
+}
+
+/** Of `keys`, those being retracted on target `tid`, with the fingerprint the target holds. */
+export async function retractingOf(
+  db: Executor,
+  tid: number,
+  keys: ReadonlyArray<string>,
+): Promise<Map<string, Fingerprint | undefined>> {
+  const found = new Map<string, Fingerprint | undefined>();
+  for (let i = 0; i < keys.length; i += BATCH) {
+    const rs = await db.execute({
+      sql: "SELECT r.key, r.fp FROM json_each(?) AS j JOIN statecast_retracting AS r " +
+        "ON r.tid = ? AND r.key = j.value",
+      args: [JSON.stringify(keys.slice(i, i + BATCH).map((k) => JSON.stringify(k))), tid],
+    });
+    for (const row of rs.rows) {
+      found.set(JSON.parse(String(row[0])), row[1] === null ? undefined : String(row[1]));
+    }
+  }
+  return found;
+}
+
+/** Up to `limit` keys being retracted on target `tid`, with the fingerprint the target holds. */
+export async function retractingPage(
+  db: Executor,
+  tid: number,
+  limit: number,
+): Promise<Array<{ key: string; fp: Fingerprint | undefined }>> {
+  const rs = await db.execute({
+    sql: "SELECT key, fp FROM statecast_retracting WHERE tid = ? ORDER BY key LIMIT ?",
+    args: [tid, limit],
+  });
+  return rs.rows.map((row) => ({
+    key: JSON.parse(String(row[0])),
+    fp: row[1] === null ? undefined : String(row[1]),
+  }));
+}
+
+/** How many keys are being retracted on target `tid`. */
+export async function retractingCount(db: Executor, tid: number): Promise<number> {
+  const rs = await db.execute({
+    sql: "SELECT COUNT(*) FROM statecast_retracting WHERE tid = ?",
+    args: [tid],
+  });
+  return Number(rs.rows[0]?.[0] ?? 0);
+}
+
+/** One component's index rows to add and remove on one target. */
+export interface IndexUpdate {
+  tid: number;
+  cid: number;
+  add: ReadonlyArray<number>;
+  remove: ReadonlyArray<number>;
+}
+
+/** One target's retracting rows to add (or replace) and remove. */
+export interface RetractUpdate {
+  tid: number;
+  add: ReadonlyArray<[string, Fingerprint | undefined]>;
+  remove: ReadonlyArray<string>;
+}
+
+/** The statements that apply `updates` to the key index. */
+export function indexStatements(updates: ReadonlyArray<IndexUpdate>): InStatement[] {
+  const statements: InStatement[] = [];
+  for (const { tid, cid, add, remove } of updates) {
+    for (let i = 0; i < remove.length; i += BATCH) {
+      statements.push({
+        sql: "DELETE FROM statecast_key_index WHERE tid = ? AND cid = ? " +
+          "AND kh IN (SELECT value FROM json_each(?))",
+        args: [tid, cid, JSON.stringify(remove.slice(i, i + BATCH))],
+      });
+    }
+    for (let i = 0; i < add.length; i += BATCH) {
+      statements.push({
+        sql: "INSERT OR IGNORE INTO statecast_key_index (tid, kh, cid) " +
+          "SELECT ?, value, ? FROM json_each(?)",
+        args: [tid, cid, JSON.stringify(add.slice(i, i + BATCH))],
+      });
+    }
+  }
+  return statements;
+}
+
+/** The statements that apply `updates` to the retracting keys. */
+export function retractStatements(updates: ReadonlyArray<RetractUpdate>): InStatement[] {
+  const statements: InStatement[] = [];
+  for (const { tid, add, remove } of updates) {
+    for (let i = 0; i < remove.length; i += BATCH) {
+      statements.push({
+        sql: "DELETE FROM statecast_retracting WHERE tid = ? " +
+          "AND key IN (SELECT value FROM json_each(?))",
+        args: [tid, JSON.stringify(remove.slice(i, i + BATCH).map((k) => JSON.stringify(k)))],
+      });
+    }
+    for (let i = 0; i < add.length; i += BATCH) {
+      statements.push({
+        sql: "INSERT INTO statecast_retracting (tid, key, fp) " +
+          "SELECT ?, value ->> 0, value ->> 1 FROM json_each(?) WHERE true " +
+          "ON CONFLICT (tid, key) DO UPDATE SET fp = excluded.fp",
+        args: [
+          tid,
+          JSON.stringify(add.slice(i, i + BATCH).map(([k, fp]) => [JSON.stringify(k), fp ?? null])),
+        ],
+      });
+    }
+  }
+  return statements;
+}
+
+/** The statements that forget the index and retracting rows of `app`'s target `target`. */
+export function forgetIndexStatements(app: string, target: string): InStatement[] {
+  const tid = "(SELECT tid FROM statecast_targets WHERE app = ? AND target = ?)";
+  return [
+    { sql: `DELETE FROM statecast_key_index WHERE tid = ${tid}`, args: [app, target] },
+    { sql: `DELETE FROM statecast_retracting WHERE tid = ${tid}`, args: [app, target] },
+  ];
+}

@@ -1,0 +1,108 @@
+/**
+ * The target contract, for people who write targets: a target (a Kafka topic, a database table)
+ * has a stable identity, fingerprints the states declared on it, and applies batches of changes.
+ * Its `declareTargetState()` hands each state to {@linkcode declare}; the engine does the rest
+ * (ownership, reconcile, the commit protocol). Adding a target never touches the engine.
+ *
+ * @module
+ */
+import type { Fingerprint } from "./fingerprint.ts";
+import type { Key } from "./key_id.ts";
+import { activeCollector } from "./_collector.ts";
+
+export type { Key } from "./key_id.ts";
+
+/** What every declared state has: a key. Targets add the rest (value, headers, columns...). */
+export interface DeclaredState {
+  key: Key;
+}
+
+/** An upsert or a delete for one key of one target. */
+export type Change<S extends DeclaredState> =
+  | { kind: "upsert"; key: Key; state: S }
+  | { kind: "delete"; key: Key };
+
+/**
+ * A target: where declared states end up (a Kafka topic, a database table...).
+ *
+ * @example
+ * ```ts
+ * import { type Change, declare, type DeclaredState, type Target } from "./target.ts";
+ * import { fingerprint, initFingerprints } from "./fingerprint.ts";
+ * await initFingerprints();
+ * interface Row extends DeclaredState { key: string; value: string }
+ * class MemoryTarget implements Target<Row> {
+ *   readonly id = "memory:rows";
+ *   readonly rows = new Map<string, string>();
+ *   fingerprint(state: Row) { return fingerprint(state.value); }
+ *   apply(changes: ReadonlyArray<Change<Row>>) {
+ *     for (const c of changes) {
+ *       if (c.kind === "upsert") this.rows.set(String(c.key), c.state.value);
+ *       else this.rows.delete(String(c.key));
+ *     }
+ *     return Promise.resolve();
+ *   }
+ *   declareTargetState(state: Row) { declare(this, state); }
+ * }
+ * if (new MemoryTarget().id !== "memory:rows") throw new Error();
+ * ```
+ */
+export interface Target<S extends DeclaredState = DeclaredState> {
+  /** Stable identity in the state store; the same identity means nothing is re-sent. */
+  readonly id: string;
+  /** Fingerprint of the bytes `state` would be sent as. */
+  fingerprint(state: S): Fingerprint;
+  /**
+   * Applies changes, resolving once every one is acknowledged. Rejects if any was not; then the
+   * engine commits nothing of the batch and sends it again later. A rejection with
+   * `StatecastError({ refused: true })` says the target refused the data itself (a message too
+   * large): the engine then finds the files it came from and fails only those.
+   */
+  apply(
+    changes: ReadonlyArray<Change<S>>,
+    onApplied?: (count: number) => void,
+  ): Promise<void>;
+}
+
+/**
+ * Declares a target state for the running component: targets call it from their own
+ * `declareTargetState`. Outside a component (the function given to `app.mountEach()`) it is a
+ * `TypeError`.
+ *
+ * @example
+ * ```ts
+ * import { declare } from "./target.ts";
+ * const target = { id: "t", fingerprint: () => "0", apply: () => Promise.resolve() };
+ * try {
+ *   declare(target, { key: "k" });
+ *   throw new Error("unreachable");
+ * } catch (error) {
+ *   if (!(error instanceof TypeError)) throw error;
+ * }
+ * ```
+ */
+export function declare<S extends DeclaredState>(target: Target<S>, state: S): void {
+  const collector = activeCollector();
+  if (collector === undefined) {
+    throw new TypeError(
+      `declareTargetState() on "${target.id}" was called outside a component: ` +
+        "call it from the function given to app.mountEach()",
+    );
+  }
+  collector.declare(target, state);
+}
+
+/**
+ * Tells the running component which source line it is on, so that errors (a key declared twice)
+ * name it. Sources that know lines (CSV rows) call it; outside a component it does nothing.
+ *
+ * @example
+ * ```ts
+ * import { setSourceLine } from "./target.ts";
+ * setSourceLine(7); // no component is running: nothing happens
+ * ```
+ */
+export function setSourceLine(line: number): void {
+  const collector = activeCollector();
+  if (collector !== undefined) collector.line = line;
+}
