@@ -54,7 +54,7 @@ export async function declarersOf(
   const excluded = JSON.stringify(exclude);
   for (let i = 0; i < hashes.length; i += BATCH) {
     const rs = await db.execute({
-      sql: "SELECT i.kh, i.cid FROM json_each(?) AS j JOIN statecast_key_index AS i " +
+      sql: "SELECT i.kh, i.cid FROM json_each(?) AS j CROSS JOIN statecast_key_index AS i " +
         "ON i.tid = ? AND i.kh = j.value " +
         "WHERE i.cid NOT IN (SELECT value FROM json_each(?))",
       args: [JSON.stringify(hashes.slice(i, i + BATCH)), tid, excluded],
@@ -73,7 +73,7 @@ export async function retractingOf(
   const found = new Map<string, Fingerprint | undefined>();
   for (let i = 0; i < keys.length; i += BATCH) {
     const rs = await db.execute({
-      sql: "SELECT r.key, r.fp FROM json_each(?) AS j JOIN statecast_retracting AS r " +
+      sql: "SELECT r.key, r.fp FROM json_each(?) AS j CROSS JOIN statecast_retracting AS r " +
         "ON r.tid = ? AND r.key = j.value",
       args: [JSON.stringify(keys.slice(i, i + BATCH).map((k) => JSON.stringify(k))), tid],
     });
