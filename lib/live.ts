@@ -423,7 +423,13 @@ class LiveRun {
       );
     }
     this.#missing = this.#rewatch = false;
-    this.#stopWatching();
+    if (this.#watcher !== undefined) {
+      this.#stopWatching();
+      // A Deno.watchFs opened in the same tick as the close of the previous watcher of that path
+      // never reports anything: open the new one on the next macrotask.
+      await new Promise((r) => setTimeout(r, 0));
+      if (this.#options.signal.aborted) return false;
+    }
     this.#startWatching(id);
     if (first) return true;
     // Files written into the new folder right now are coalesced into the rescan.

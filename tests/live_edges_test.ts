@@ -1,8 +1,9 @@
 // Live mode's decisions, in isolation: which changed files are held as still being written
 // (Settling), and when a file that waits on an unreadable owner, or a refused round, goes again
-// (runLive() driven by a scripted engine). End-to-end: live_edges_e2e_test.ts.
+// (runLive() driven by a scripted engine), and whether a data folder replaced in place is watched
+// again. End-to-end: live_edges_e2e_test.ts.
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -13,9 +14,11 @@ import {
   type SourceItem,
 } from "../lib/engine.ts";
 import { fingerprint, initFingerprints } from "../lib/fingerprint.ts";
+import { declare } from "../lib/target.ts";
 import { runLive, Settling } from "../lib/live.ts";
 import { FileItem, walkDir } from "../lib/localfs.ts";
-import type { ComponentRecord, StateStore } from "../lib/state_store.ts";
+import { type ComponentRecord, StateStore } from "../lib/state_store.ts";
+import { RecordingTarget } from "./_recording_target.ts";
 
 await initFingerprints();
 
@@ -268,5 +271,61 @@ Deno.test("runLive() holds a round a delete guard refused until the next event, 
       await until(() => engine.rounds.length === 2, "the round of the next event");
       assert.deepEqual(engine.rounds[1]!.paths, ["a.csv", "c.csv"], "the held deletion goes too");
     });
+  });
+});
+
+Deno.test("runLive() watches a data folder replaced in place (rm -rf && mkdir), again and again", async () => {
+  await withDir(async (dir) => {
+    const data = join(dir, "data");
+    await mkdir(data);
+    await writeFile(join(data, "a.csv"), "key,n\nk,0\n");
+    const target = new RecordingTarget();
+    const fn: ComponentFn<FileItem> = {
+      memo: true,
+      logicFingerprint: fingerprint("replaced"),
+      onDuplicateKey: "error",
+      run: async (item) => {
+        for await (const row of item.csvRows()) {
+          declare(target, { key: row.get("key")!, value: row.get("n")! });
+        }
+      },
+    };
+    const store = await StateStore.open(`file:${join(dir, "state.db")}`);
+    const controller = new AbortController();
+    const warnings: string[] = [];
+    try {
+      const engine = new Engine(store, "replaced");
+      engine.addTarget(target);
+      await engine.load();
+      const source = walkDir(data, { include: ["*.csv"], debounceMs: 20 });
+      await engine.round(fn, await source.scan(), { fullScan: true });
+      target.last();
+      const live = runLive(engine, fn, source, {
+        signal: controller.signal,
+        onRound: () => {},
+        onError: (error) => {
+          throw error;
+        },
+        onWarning: (message) => warnings.push(message),
+      });
+      await sleep(100);
+      for (let i = 1; i <= 8; i++) {
+        await rm(data, { recursive: true });
+        await mkdir(data);
+        await writeFile(join(data, "a.csv"), `key,n\nk,${i}\n`);
+        await until(() => target.batches.length > 0, `the rescan of folder ${i}`);
+        assert.deepEqual(target.last(), [`+k=${i}`]);
+        // The new folder is watched: an edit in it is seen.
+        await writeFile(join(data, "a.csv"), `key,n\nk,${i}x\n`);
+        await until(() => target.batches.length > 0, `the edit in folder ${i}`);
+        assert.deepEqual(target.last(), [`+k=${i}x`]);
+      }
+      controller.abort();
+      await live;
+      assert.ok(warnings.every((w) => /is gone|is back|was replaced/.test(w)), warnings.join("\n"));
+    } finally {
+      controller.abort();
+      store.close();
+    }
   });
 });
