@@ -305,6 +305,7 @@ export class App {
       if (options.live && mount.source.live && !options.dryRun && !options.signal?.aborted) {
         await runLive(engine, mount.fn, mount.source, {
           onError: (error) => log.error(`live round failed, retrying: ${errorMessage(error)}`),
+          onWarning: (message) => log.warn(message),
           signal: options.signal ?? new AbortController().signal,
           maxDeleteShare,
           onReady: () => log.info(`${this.name}: watching "${mount.source.root}" (Ctrl-C to stop)`),

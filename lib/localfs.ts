@@ -32,6 +32,14 @@ export interface WalkDirOptions {
    * @default false
    */
   followExternalSymlinks?: boolean;
+  /**
+   * In live mode, a changed file that looks unfinished (empty, much smaller than what was
+   * published, or not ending with a line break) while it was written less than this many ms ago
+   * is held until it has been quiet this long; 0 turns this off. @default 1000
+   */
+  settleMs?: number;
+  /** Longest a file that keeps changing is held (ms); it then goes through with a warning. @default 60000 */
+  settleMaxMs?: number;
 }
 
 /**
@@ -165,6 +173,10 @@ export class DirSource implements AsyncIterable<FileItem> {
   readonly rescanIntervalMs: number;
   /** See {@linkcode WalkDirOptions.followExternalSymlinks}. */
   readonly followExternalSymlinks: boolean;
+  /** See {@linkcode WalkDirOptions.settleMs}. */
+  readonly settleMs: number;
+  /** See {@linkcode WalkDirOptions.settleMaxMs}. */
+  readonly settleMaxMs: number;
   readonly #include: (path: string) => boolean;
   readonly #exclude: (path: string) => boolean;
   /** Warnings not yet taken, and every warning given (each is given once). */
@@ -178,6 +190,8 @@ export class DirSource implements AsyncIterable<FileItem> {
     this.debounceMs = options.debounceMs ?? 50;
     this.rescanIntervalMs = options.rescanIntervalMs ?? 3_600_000;
     this.followExternalSymlinks = options.followExternalSymlinks ?? false;
+    this.settleMs = options.settleMs ?? 1_000;
+    this.settleMaxMs = options.settleMaxMs ?? 60_000;
     this.#include = picomatch(options.include ?? ["**"], { dot: false });
     const exclude = options.exclude ?? [];
     this.#exclude = exclude.length === 0 ? () => false : picomatch(exclude, { dot: true });

@@ -102,17 +102,18 @@ Deno.test("runLive() reports a round that cannot run and tries again after a pau
   await writeFile(join(data, "a.csv"), "key,n\nk1,1\n");
   const target = new RecordingTarget();
   const fn = csvComponent(target);
-  // A source whose next full scan fails once, as a folder that cannot be read would.
+  // A source whose next full scan fails once, as an I/O error would (a sub-folder that cannot be
+  // read is not one: it is reported, and the rest of the scan goes on).
   class FlakySource extends DirSource {
     failures = 0;
     failNext = false;
-    override scan(under = ""): Promise<FileItem[]> {
+    override scanTree(under = ""): ReturnType<DirSource["scanTree"]> {
       if (this.failNext) {
         this.failNext = false;
         this.failures++;
         return Promise.reject(new Error("cannot read a folder"));
       }
-      return super.scan(under);
+      return super.scanTree(under);
     }
   }
   const source = new FlakySource(data, { include: ["**/*.csv"], rescanIntervalMs: 200 });
