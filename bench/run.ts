@@ -702,7 +702,6 @@ async function catchUpScenarios(
   data: Dataset,
   broker: Broker,
   options: Options,
-  startupMs: number | undefined,
   outcome: Outcome,
 ): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), `statecast-bench-${tool.name.toLowerCase()}-`));
@@ -1352,7 +1351,7 @@ async function main(): Promise<number> {
   }
   for (const tool of tools) {
     const fresh = new Dataset(options.rows, options.files, options.seed);
-    await catchUpScenarios(tool, fresh, broker, options, startupMs, outcome);
+    await catchUpScenarios(tool, fresh, broker, options, outcome);
   }
   for (const tool of tools) {
     const fresh = new Dataset(options.liveRows, options.files, options.seed);
