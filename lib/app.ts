@@ -409,52 +409,12 @@ export class App {
 
   /**
    * The command line: parses `argv`, runs, and exits with the run's code (0 ok, 1 a file or a
-   * target failed, 2 bad usage, 130 interrupted). See `--help`.
+   * target failed, 2 bad usage, 130 interrupted, 143 terminated). See `--help`.
    */
   async cli(argv: string[] = runtimeArgs()): Promise<never> {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-          live: { type: "boolean", short: "L" },
-          "dry-run": { type: "boolean" },
-          reset: { type: "boolean" },
-          "allow-deletes": { type: "boolean" },
-          state: { type: "string" },
-          "env-file": { type: "string" },
-          quiet: { type: "boolean", short: "q" },
-          "log-format": { type: "string" },
-          help: { type: "boolean", short: "h" },
-          version: { type: "boolean", short: "V" },
-        },
-      });
-    } catch (error) {
-      print(`error: ${errorMessage(error)}\nRun with --help for usage.`);
-      return exit(2);
-    }
-    const { values, positionals } = parsed;
-    if (values.help) {
-      console.log(helpText(this.name));
-      return exit(0);
-    }
-    if (values.version) {
-      console.log(`statecast ${VERSION}`);
-      return exit(0);
-    }
-    const logFormat = values["log-format"] ?? "text";
-    if (logFormat !== "text" && logFormat !== "json") {
-      print(`error: --log-format must be "text" or "json", got "${logFormat}"`);
-      return exit(2);
-    }
-    const command = positionals[0] ?? "run";
-    if (command !== "run" && command !== "status" || positionals.length > 1) {
-      print(
-        `error: unknown command "${positionals.join(" ")}"\nRun with --help for usage.`,
-      );
-      return exit(2);
-    }
+    const parsed = parseCommandLine(argv, this.name);
+    if (typeof parsed === "number") return exit(parsed);
+    const { values, command, logFormat } = parsed;
     try {
       try {
         loadEnvFile(values["env-file"] ?? ".env", values["env-file"] === undefined);
@@ -475,18 +435,7 @@ export class App {
         print(`${this.name}: state forgotten; the next run re-sends every row`);
         return exit(0);
       }
-      // First SIGINT/SIGTERM: stop watching, let the round in flight finish (nothing is
-      // committed before the broker acked it), disconnect, exit; if that takes too long, exit
-      // anyway: an uncommitted round is simply sent again next time. Second SIGINT: exit now.
-      const controller = new AbortController();
-      let stopCode: number | undefined;
-      onStopSignal((signal) => {
-        const code = signal === "SIGINT" ? 130 : 143;
-        if (stopCode !== undefined) return exit(code);
-        stopCode = code;
-        controller.abort();
-        setTimeout(() => exit(code), STOP_DEADLINE_MS);
-      });
+      const stop = stopOnSignals();
       const result = await this.run({
         live: values.live ?? false,
         dryRun: values["dry-run"] ?? false,
@@ -494,15 +443,79 @@ export class App {
         state,
         quiet: values.quiet ?? false,
         logFormat,
-        signal: controller.signal,
+        signal: stop.signal,
       });
-      return exit(stopCode ?? result.exitCode);
+      return exit(stop.code() ?? result.exitCode);
     } catch (error) {
       const log = new Log(false, logFormat === "json");
       log.error(errorMessage(error));
       return exit(1);
     }
   }
+}
+
+/** What the command line asked for, or the exit code of `--help`, `--version` or bad usage. */
+function parseCommandLine(argv: string[], name: string) {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        live: { type: "boolean", short: "L" },
+        "dry-run": { type: "boolean" },
+        reset: { type: "boolean" },
+        "allow-deletes": { type: "boolean" },
+        state: { type: "string" },
+        "env-file": { type: "string" },
+        quiet: { type: "boolean", short: "q" },
+        "log-format": { type: "string" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+      },
+    });
+  } catch (error) {
+    print(`error: ${errorMessage(error)}\nRun with --help for usage.`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(helpText(name));
+    return 0;
+  }
+  if (values.version) {
+    console.log(`statecast ${VERSION}`);
+    return 0;
+  }
+  const logFormat = values["log-format"] ?? "text";
+  if (logFormat !== "text" && logFormat !== "json") {
+    print(`error: --log-format must be "text" or "json", got "${logFormat}"`);
+    return 2;
+  }
+  const command = positionals[0] ?? "run";
+  if (command !== "run" && command !== "status" || positionals.length > 1) {
+    print(`error: unknown command "${positionals.join(" ")}"\nRun with --help for usage.`);
+    return 2;
+  }
+  return { values, command, logFormat } as const;
+}
+
+/**
+ * First SIGINT/SIGTERM: stop watching, let the round in flight finish (nothing is committed
+ * before the broker acked it), disconnect, exit; if that takes too long, exit anyway: an
+ * uncommitted round is simply sent again next time. Second SIGINT: exit now.
+ */
+function stopOnSignals(): { signal: AbortSignal; code: () => number | undefined } {
+  const controller = new AbortController();
+  let stopCode: number | undefined;
+  onStopSignal((signal) => {
+    const code = signal === "SIGINT" ? 130 : 143;
+    if (stopCode !== undefined) return exit(code);
+    stopCode = code;
+    controller.abort();
+    setTimeout(() => exit(code), STOP_DEADLINE_MS);
+  });
+  return { signal: controller.signal, code: () => stopCode };
 }
 
 function helpText(name: string): string {
@@ -529,5 +542,6 @@ Options:
   -h, --help         Show this help
   -V, --version      Show the version
 
-Exit codes: 0 ok, 1 a file or the target failed, 2 bad usage, 130 interrupted.`;
+Exit codes: 0 ok, 1 a file or the target failed (or the delete guard, or another run holds the
+state store), 2 bad usage, 130 interrupted (SIGINT), 143 terminated (SIGTERM).`;
 }
