@@ -146,6 +146,7 @@ export class Round<I extends SourceItem> {
       chunk.doubts = first;
       first = false;
       if (!await this.#reconcileChunk(chunk)) return this.#finish();
+      this.#options.onChunk?.();
     }
     if (first && [...this.#e.inDoubt.values()].some((keys) => keys.size > 0)) {
       const empty: Chunk = { ran: new Map(), memo: new Map(), removed: new Set(), doubts: true };
@@ -214,7 +215,7 @@ export class Round<I extends SourceItem> {
    */
   async *#chunks(): AsyncGenerator<Chunk> {
     const dry = this.#options.dryRun === true;
-    const maxRows = dry ? Infinity : this.#options.chunkRows ?? 50_000;
+    const maxRows = dry ? Infinity : this.#options.chunkRows ?? 20_000;
     const maxFiles = dry ? Infinity : this.#options.chunkFiles ?? 1000;
     let chunk = newChunk();
     for (const c of [...this.#removed].sort()) {
@@ -400,13 +401,8 @@ export class Round<I extends SourceItem> {
       }
       if (chunk.doubts) { for (const id of this.#e.inDoubt.get(target) ?? []) touched.add(id); }
       if (touched.size === 0) continue;
-      const byHash = new Map<number, string[]>();
-      for (const id of touched) {
-        const h = keyHash(id);
-        const ids = byHash.get(h);
-        if (ids === undefined) byHash.set(h, [id]);
-        else ids.push(id);
-      }
+      const byHash = new Map<number, Several<string>>();
+      for (const id of touched) add(byHash, keyHash(id), id);
       // Declarers outside the chunk: candidates by hash, confirmed by their own key lists.
       const candidates = new Map<string, number[]>();
       for (const [h, cid] of await store.declarersOf(tid, [...byHash.keys()], exclude)) {
@@ -423,7 +419,7 @@ export class Round<I extends SourceItem> {
       for (const [path, hashes] of candidates) {
         const keys = otherKeys.get(path);
         for (const h of hashes) {
-          for (const id of byHash.get(h)!) {
+          for (const id of list(byHash.get(h))) {
             if (!keys?.has(id)) continue;
             const declarers = others.get(id);
             if (declarers === undefined) others.set(id, [path]);
@@ -477,16 +473,16 @@ export class Round<I extends SourceItem> {
       const inDoubt = chunk.doubts ? this.#e.inDoubt.get(target) : undefined;
       const fpOf = (c: string, id: string) => (prev.get(c) ?? otherKeys.get(c))?.get(id);
       // Who in the chunk declared each key before and declares it now: one pass per component.
-      const hadBy = new Map<string, string[]>();
-      const hasBy = new Map<string, string[]>();
+      const hadBy = new Map<string, Several<string>>();
+      const hasBy = new Map<string, Several<string>>();
       for (const [c, declarations] of chunk.ran) {
-        for (const id of prev.get(c)?.keys() ?? []) push(hadBy, id, c);
-        for (const id of declarations.get(target)?.keys() ?? []) push(hasBy, id, c);
+        for (const id of prev.get(c)?.keys() ?? []) add(hadBy, id, c);
+        for (const id of declarations.get(target)?.keys() ?? []) add(hasBy, id, c);
       }
       for (const id of touched) {
         const outside = others.get(id) ?? [];
-        const had = hadBy.get(id) ?? [];
-        const has = hasBy.get(id) ?? [];
+        const had = list(hadBy.get(id));
+        const has = list(hasBy.get(id));
         const before = had.length === 0 ? outside : [...outside, ...had];
         const after = has.length === 0 ? outside : [...outside, ...has];
         const anchor = had[0] ?? has[0];
@@ -859,8 +855,21 @@ function testHook(point: string): void {
   }
 }
 
-function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list === undefined) map.set(key, [value]);
-  else list.push(value);
+/**
+ * One value, or several: most keys have one declarer and most hashes one key, so the per-chunk
+ * maps hold the value itself and an array only for the rare second one.
+ */
+type Several<T extends string> = T | T[];
+
+function add<K, T extends string>(map: Map<K, Several<T>>, key: K, value: T): void {
+  const found = map.get(key);
+  if (found === undefined) map.set(key, value);
+  else if (typeof found === "string") map.set(key, [found, value]);
+  else found.push(value);
+}
+
+const NONE: readonly never[] = [];
+
+function list<T extends string>(found: Several<T> | undefined): readonly T[] {
+  return found === undefined ? NONE : typeof found === "string" ? [found] : found;
 }

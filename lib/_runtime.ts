@@ -5,14 +5,45 @@
  * @module
  */
 import process from "node:process";
+import v8 from "node:v8";
+import vm from "node:vm";
 
-declare const Bun: { version: string } | undefined;
+declare const Bun: { version: string; gc(force: boolean): void } | undefined;
 
 /** Which runtime runs us, and its version. */
 export function runtimeName(): string {
   if (typeof Deno !== "undefined") return `deno ${Deno.version.deno}`;
   if (typeof Bun !== "undefined") return `bun ${Bun.version}`;
   return `node ${process.version}`;
+}
+
+/** Above this heap size, {@linkcode releaseMemory} collects garbage. */
+const HEAP_LIMIT_BYTES = 64 * 1024 * 1024;
+
+let collect: (() => void) | undefined | null;
+
+/**
+ * A full garbage collection, if the heap has grown past 64 MiB. Called between the chunks of a
+ * round: V8 otherwise lets its heap grow to several times what a chunk holds (a first publish of
+ * 1M rows peaked at 430 MB instead of 140 MB). Bun has `Bun.gc()`; V8 exposes `gc` only to a
+ * context made after `--expose-gc` is set, which Deno allows at run time. Anywhere else this is
+ * a no-op.
+ */
+export function releaseMemory(): void {
+  if (collect === undefined) {
+    collect = null;
+    try {
+      if (typeof Bun !== "undefined") collect = () => Bun!.gc(true);
+      else {
+        v8.setFlagsFromString("--expose-gc");
+        const gc: unknown = vm.runInNewContext("gc");
+        if (typeof gc === "function") collect = gc as () => void;
+      }
+    } catch {
+      collect = null; // no way to ask: V8 collects on its own schedule
+    }
+  }
+  if (collect !== null && v8.getHeapStatistics().total_heap_size > HEAP_LIMIT_BYTES) collect();
 }
 
 /** Whether stderr is a terminal (for progress bars). */

@@ -6,7 +6,13 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { args as runtimeArgs, exit, onStopSignal, stderrIsTerminal } from "./_runtime.ts";
+import {
+  args as runtimeArgs,
+  exit,
+  onStopSignal,
+  releaseMemory,
+  stderrIsTerminal,
+} from "./_runtime.ts";
 import { loadEnvFile } from "./_env_file.ts";
 import { Context, withMountScope } from "./context.ts";
 import {
@@ -290,6 +296,7 @@ export class App {
       const summary = await engine.round(mount.fn, items, {
         fullScan: true,
         unreadable,
+        onChunk: releaseMemory,
         maxDeleteShare,
         dryRun: options.dryRun ?? false,
         keepChanges: options.dryRun ?? false,

@@ -152,11 +152,17 @@ export interface RoundOptions<I extends SourceItem = SourceItem> {
   maxDeleteShare?: number;
   /**
    * A chunk ends once its files declared this many states: memory is bounded by a chunk (and by
-   * the largest file, which always runs whole). @default 50000
+   * the largest file, which always runs whole). @default 20000
    */
   chunkRows?: number;
   /** A chunk ends after this many files. @default 1000 */
   chunkFiles?: number;
+  /**
+   * Called after each chunk was committed, when its memory is no longer needed (the app asks the
+   * runtime for a garbage collection there: V8 otherwise lets the heap grow to several times
+   * what a chunk holds).
+   */
+  onChunk?: () => void;
   /** Called after each file ran and each batch of changes was acknowledged, for progress. */
   onProgress?: ((phase: "files" | "changes", done: number, total: number) => void) | undefined;
 }

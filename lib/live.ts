@@ -23,7 +23,7 @@
  */
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
-import { type WatchEvent, watchTree } from "./_runtime.ts";
+import { releaseMemory, type WatchEvent, watchTree } from "./_runtime.ts";
 import type { ComponentFn, Engine, RoundSummary } from "./engine.ts";
 import type { DirSource, FileItem } from "./localfs.ts";
 
@@ -285,8 +285,8 @@ class LiveRun {
   #rewatch = false;
   #rootCheck: Promise<boolean> | undefined;
   #lastWatchError = "";
-  /** Options every round gets: the delete guard's share. */
-  readonly #guard: { maxDeleteShare?: number };
+  /** Options every round gets: the delete guard's share, and memory released between chunks. */
+  readonly #guard: { maxDeleteShare?: number; onChunk: () => void };
 
   constructor(
     engine: Engine,
@@ -300,8 +300,8 @@ class LiveRun {
     this.#options = options;
     this.#root = resolve(source.root);
     this.#guard = options.maxDeleteShare === undefined
-      ? {}
-      : { maxDeleteShare: options.maxDeleteShare };
+      ? { onChunk: releaseMemory }
+      : { maxDeleteShare: options.maxDeleteShare, onChunk: releaseMemory };
     this.#settling = new Settling(engine, {
       settleMs: source.settleMs,
       settleMaxMs: source.settleMaxMs,
