@@ -26,6 +26,9 @@ import {
 import type { KeyFingerprints, RoundCommit } from "./state_store.ts";
 import type { Change, DeclaredState } from "./target.ts";
 
+/** The logic fingerprint of a memo row that must run again (a target did not get its changes). */
+const RUN_AGAIN = "run-again";
+
 /** Keys sent and committed per end-of-round batch of deletes. */
 const DELETE_BATCH = 10_000;
 
@@ -319,19 +322,24 @@ export class Round<I extends SourceItem> {
       return true;
     }
     await this.#markInDoubt(plan.upserts);
-    try {
-      await this.#apply(plan.upserts);
-    } catch (error) {
-      if (!isRefusal(error)) {
-        this.summary.applyError = error;
-        return false;
-      }
+    const failures = await this.#applyEach(plan.upserts);
+    if (failures.size > 0 && [...failures.values()].every(isRefusal)) {
       return await this.#isolate(chunk, plan, lookup);
     }
     if (plan.upserts.length > 0) testHook("after-apply");
-    await this.#commit(chunk, lookup, new Set(chunk.ran.keys()), { ...plan, unchanged: true });
-    this.#count(plan.upserts);
-    return true;
+    const all = new Set(chunk.ran.keys());
+    if (failures.size === 0) {
+      await this.#commit(chunk, lookup, all, { ...plan, unchanged: true });
+      this.#count(plan.upserts);
+      return true;
+    }
+    // A target failed: the others keep what they acknowledged, and the round stops.
+    this.summary.applyError = [...failures.values()][0];
+    const healthy = new Set([...this.#e.targets.keys()].filter((t) => !failures.has(t)));
+    const sent = plan.upserts.filter((u) => healthy.has(u.target));
+    await this.#commit(chunk, lookup, all, { ...plan, upserts: sent, unchanged: true }, healthy);
+    this.#count(sent);
+    return false;
   }
 
   /**
@@ -615,6 +623,17 @@ export class Round<I extends SourceItem> {
   async #apply(
     changes: ReadonlyArray<{ target: string; change: Change<DeclaredState> }>,
   ): Promise<void> {
+    const failures = await this.#applyEach(changes);
+    for (const error of failures.values()) throw error;
+  }
+
+  /**
+   * Applies changes target by target, reporting progress; every target gets its changes even
+   * when another one fails. Returns the errors of the targets that failed.
+   */
+  async #applyEach(
+    changes: ReadonlyArray<{ target: string; change: Change<DeclaredState> }>,
+  ): Promise<Map<string, unknown>> {
     const byTarget = new Map<string, Array<Change<DeclaredState>>>();
     for (const { target, change } of changes) {
       let list = byTarget.get(target);
@@ -622,12 +641,18 @@ export class Round<I extends SourceItem> {
       list.push(change);
     }
     this.#changesPlanned += changes.length;
+    const failures = new Map<string, unknown>();
     for (const [target, list] of byTarget) {
-      await this.#e.targets.get(target)!.apply(list, (count) => {
-        this.#changesDone += count;
-        this.#options.onProgress?.("changes", this.#changesDone, this.#changesPlanned);
-      });
+      try {
+        await this.#e.targets.get(target)!.apply(list, (count) => {
+          this.#changesDone += count;
+          this.#options.onProgress?.("changes", this.#changesDone, this.#changesPlanned);
+        });
+      } catch (error) {
+        failures.set(target, error);
+      }
     }
+    return failures;
   }
 
   /**
@@ -674,10 +699,19 @@ export class Round<I extends SourceItem> {
   /**
    * Commits, in one transaction, the chunk's components in `members` and the plan's parts that
    * went out for them: memo rows, key lists, key index rows, retracting rows, and the keys that
-   * are no longer in doubt.
+   * are no longer in doubt. With `only`, just those targets' parts: the others failed, so the
+   * files keep their memo rows marked to run again (and gone files stay known) until every
+   * target has their changes; the committed targets then find nothing to send.
    */
-  async #commit(chunk: Chunk, lookup: Lookup, members: Set<string>, part: Part): Promise<void> {
+  async #commit(
+    chunk: Chunk,
+    lookup: Lookup,
+    members: Set<string>,
+    part: Part,
+    only?: ReadonlySet<string>,
+  ): Promise<void> {
     const e = this.#e;
+    const targets = [...e.tids].filter(([target]) => only === undefined || only.has(target));
     const commit: RoundCommit = {
       components: new Map(),
       declarations: [],
@@ -689,24 +723,30 @@ export class Round<I extends SourceItem> {
     };
     for (const [c, record] of chunk.memo) {
       if (chunk.ran.has(c) ? !members.has(c) : !part.unchanged) continue;
-      commit.components.set(c, { ...record, id: e.components.get(c)?.id ?? this.#newId() });
+      const id = e.components.get(c)?.id ?? this.#newId();
+      const rerun = only !== undefined && chunk.ran.has(c);
+      commit.components.set(c, {
+        ...record,
+        id,
+        ...(rerun ? { logicFingerprint: RUN_AGAIN } : {}),
+      });
     }
     for (const c of members) {
       const declarations = chunk.ran.get(c)!;
       const gone = chunk.removed.has(c);
-      if (gone) commit.removed.push(c);
+      if (gone && only === undefined) commit.removed.push(c);
       const cid = commit.components.get(c)?.id ?? e.components.get(c)!.id;
-      for (const [target, tid] of e.tids) {
+      for (const [target, tid] of targets) {
         const before = lookup.prev.get(target)?.get(c);
         const now = gone ? undefined : declarations.get(target);
         if (before === undefined && now === undefined) continue;
         const keys: KeyFingerprints = new Map();
         for (const [id, collected] of now ?? []) keys.set(id, collected.fingerprint);
-        if (!gone) commit.declarations.push({ target, component: c, keys });
+        if (!gone || only !== undefined) commit.declarations.push({ target, component: c, keys });
         commit.index!.push({ tid, cid, ...hashDiff(before, keys) });
       }
     }
-    for (const [target, tid] of e.tids) {
+    for (const [target, tid] of targets) {
       const add = part.deletes.filter((d) => d.target === target)
         .map((d): [string, Fingerprint | undefined] => [d.id, d.fp]);
       const remove = part.unretract.filter((u) => u.target === target).map((u) => u.id);
@@ -785,8 +825,8 @@ export class Round<I extends SourceItem> {
         try {
           await this.#apply(deletes);
         } catch (error) {
-          this.summary.applyError = error;
-          return false;
+          this.summary.applyError ??= error; // this target stops; the others go on
+          break;
         }
         testHook("after-apply");
         const sent = new Set(page.map(({ key }) => key));
@@ -802,7 +842,7 @@ export class Round<I extends SourceItem> {
         for (const id of sent) this.#countDelete(target, id);
       }
     }
-    return true;
+    return this.summary.applyError === undefined;
   }
 
   #countDelete(target: string, id: string): void {

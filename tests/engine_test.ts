@@ -411,3 +411,49 @@ Deno.test("Engine.round() commits chunk by chunk: after a failure, the next roun
   assert.equal(resumed.runs, 3, "a, committed in the first chunk, is not run again");
   assert.deepEqual(resumed.changes, ['+b1={"n":"1"}', '+c1={"n":"1"}', '+d1={"n":"1"}']);
 });
+
+Deno.test("Engine.round() with two targets commits what each acknowledged; the next round repairs only the failed one", async () => {
+  await using f = await fixture();
+  const other = new RecordingTarget();
+  Object.defineProperty(other, "id", { value: "memory:other" });
+  const fn = (): ComponentFn<FileItem> => ({
+    memo: true,
+    logicFingerprint: fingerprint("both"),
+    onDuplicateKey: "error",
+    run: async (item) => {
+      for await (const row of item.csvRows()) {
+        const state = { key: row.values[0]!, value: row.values[1]! };
+        declare(f.target, state);
+        declare(other, state);
+      }
+    },
+  });
+  const round = async () => {
+    await using store = await StateStore.open(`file:${join(f.dir, "state.db")}`);
+    const engine = new Engine(store, "two");
+    engine.addTarget(f.target);
+    engine.addTarget(other);
+    await engine.load();
+    const source = walkDir(f.dataDir, { include: ["**/*.csv"] });
+    return await engine.round(fn(), await source.scan(), { fullScan: true });
+  };
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\n");
+  other.failNext = true;
+  const failed = await round();
+  assert.ok(failed.applyError !== undefined);
+  assert.deepEqual(f.target.last(), ["+k1=1", "+k2=2"]);
+  assert.deepEqual(other.last(), []);
+  await round();
+  assert.deepEqual(f.target.last(), [], "nothing re-sent to the target that had it");
+  assert.deepEqual(other.last(), ["+k1=1", "+k2=2"], "the failed one is repaired");
+  await Deno.remove(join(f.dataDir, "a.csv"));
+  await f.write("b.csv", "key,n\nb1,1\n");
+  other.failNext = true;
+  await round();
+  assert.deepEqual(f.target.last(), ["+b1=1"]);
+  await round();
+  assert.deepEqual(f.target.last(), ["-k1", "-k2"]);
+  assert.deepEqual(other.last(), ["+b1=1", "-k1", "-k2"]);
+  await round();
+  assert.deepEqual([...f.target.last(), ...other.last()], []);
+});
