@@ -8,21 +8,15 @@
  *
  * @module
  */
-import { collecting, Collector, type Declarations } from "./_collector.ts";
+import { type Chunk, type Lookup, lookUp, type Plan, planChunk, type Planned } from "./_chunk.ts";
+import { collecting, Collector } from "./_collector.ts";
 import { linkedGroups } from "./_isolation.ts";
 import type { ComponentFn, EngineState, RoundOptions, RoundSummary, SourceItem } from "./engine.ts";
 import { StatecastError } from "./errors.ts";
 import { type Fingerprint, fingerprint, keyHash } from "./fingerprint.ts";
 import { keyFromId, showKey } from "./key_id.ts";
 import { type ComponentRecord, unchangedByContent, unchangedByStat } from "./memo.ts";
-import {
-  type Declared,
-  DEFAULT_MAX_DELETE_SHARE,
-  DELETE_GUARD_FLOOR,
-  deleteGuard,
-  ownerOf,
-  reconcile,
-} from "./reconcile.ts";
+import { DEFAULT_MAX_DELETE_SHARE, DELETE_GUARD_FLOOR, deleteGuard } from "./reconcile.ts";
 import type { KeyFingerprints, RoundCommit } from "./state_store.ts";
 import type { Change, DeclaredState } from "./target.ts";
 
@@ -31,46 +25,6 @@ const RUN_AGAIN = "run-again";
 
 /** Keys sent and committed per end-of-round batch of deletes. */
 const DELETE_BATCH = 10_000;
-
-/** The components of one chunk: what each declares now (gone ones declare nothing). */
-interface Chunk {
-  ran: Map<string, Declarations>;
-  memo: Map<string, ComponentRecord>;
-  removed: Set<string>;
-  /** Plan the keys in doubt in this chunk (the round's first). */
-  doubts: boolean;
-}
-
-/** What the store knows about the keys a chunk touches, per target. */
-interface Lookup {
-  /** The chunk's components' committed key lists. */
-  prev: Map<string, Map<string, KeyFingerprints>>;
-  /** Committed declarers outside the chunk, per key id, with their key lists. */
-  others: Map<string, Map<string, string[]>>;
-  otherKeys: Map<string, Map<string, KeyFingerprints>>;
-  /** Keys nobody declares whose delete is not sent yet, with what the target holds. */
-  retracting: Map<string, Map<string, Fingerprint | undefined>>;
-  touched: Map<string, Set<string>>;
-}
-
-/** One planned action, with a component of the chunk that touched its key (for isolation). */
-interface Planned {
-  target: string;
-  id: string;
-  anchor: string | undefined;
-}
-
-/** A chunk's plan: upserts to send now, deletes to record, retracting rows to clear. */
-interface Plan {
-  upserts: Array<Planned & { change: Extract<Change<DeclaredState>, { kind: "upsert" }> }>;
-  deletes: Array<Planned & { fp: Fingerprint | undefined }>;
-  unretract: Planned[];
-  noops: number;
-  /** Components whose value a key needs (they did not run), with the components giving it. */
-  needed: Map<string, Set<string>>;
-  /** Keys declared by several components: target, key id, declarers, owner. */
-  conflicts: Array<[string, string, string[], string]>;
-}
 
 /** Which of a plan's parts a commit covers. */
 interface Part {
@@ -349,8 +303,8 @@ export class Round<I extends SourceItem> {
    */
   async #planChunk(chunk: Chunk): Promise<{ plan: Plan; lookup: Lookup }> {
     for (;;) {
-      const lookup = await this.#lookup(chunk);
-      const plan = this.#plan(chunk, lookup);
+      const lookup = await lookUp(this.#e, chunk, this.#removed);
+      const plan = planChunk(this.#e, chunk, lookup, this.#unreadable);
       if (plan.needed.size === 0) return { plan, lookup };
       for (const [owner, givers] of plan.needed) {
         if (!this.#unreadable.has(owner) && !this.#failed.has(owner)) {
@@ -381,161 +335,6 @@ export class Round<I extends SourceItem> {
         }
       }
     }
-  }
-
-  /** Reads what the store knows about every key the chunk touches, in batched queries. */
-  async #lookup(chunk: Chunk): Promise<Lookup> {
-    const { store, app } = this.#e;
-    const lookup: Lookup = {
-      prev: new Map(),
-      others: new Map(),
-      otherKeys: new Map(),
-      retracting: new Map(),
-      touched: new Map(),
-    };
-    const known = [...chunk.ran.keys()].filter((c) => this.#e.components.has(c));
-    const exclude = known.map((c) => this.#e.components.get(c)!.id);
-    for (const declarations of chunk.ran.values()) {
-      for (const target of declarations.keys()) this.#tid(target);
-    }
-    for (const [target, tid] of this.#e.tids) {
-      const prev = known.length === 0
-        ? new Map<string, KeyFingerprints>()
-        : await store.declarationsOf(app, target, known);
-      const touched = new Set<string>();
-      for (const keys of prev.values()) for (const id of keys.keys()) touched.add(id);
-      for (const declarations of chunk.ran.values()) {
-        for (const id of declarations.get(target)?.keys() ?? []) touched.add(id);
-      }
-      if (chunk.doubts) { for (const id of this.#e.inDoubt.get(target) ?? []) touched.add(id); }
-      if (touched.size === 0) continue;
-      const byHash = new Map<number, Several<string>>();
-      for (const id of touched) add(byHash, keyHash(id), id);
-      // Declarers outside the chunk: candidates by hash, confirmed by their own key lists.
-      const candidates = new Map<string, number[]>();
-      for (const [h, cid] of await store.declarersOf(tid, [...byHash.keys()], exclude)) {
-        const path = this.#e.paths.get(cid);
-        if (path === undefined || this.#removed.has(path)) continue; // gone: never declares
-        const hashes = candidates.get(path);
-        if (hashes === undefined) candidates.set(path, [h]);
-        else hashes.push(h);
-      }
-      const otherKeys = candidates.size === 0
-        ? new Map<string, KeyFingerprints>()
-        : await store.declarationsOf(app, target, [...candidates.keys()]);
-      const others = new Map<string, string[]>();
-      for (const [path, hashes] of candidates) {
-        const keys = otherKeys.get(path);
-        for (const h of hashes) {
-          for (const id of list(byHash.get(h))) {
-            if (!keys?.has(id)) continue;
-            const declarers = others.get(id);
-            if (declarers === undefined) others.set(id, [path]);
-            else declarers.push(path);
-          }
-        }
-      }
-      // Keys with no committed declarer may be retracting: the target still holds them.
-      const declaredBefore = new Set(others.keys());
-      for (const keys of prev.values()) for (const id of keys.keys()) declaredBefore.add(id);
-      const orphaned = [...touched].filter((id) => !declaredBefore.has(id));
-      lookup.prev.set(target, prev);
-      lookup.others.set(target, others);
-      lookup.otherKeys.set(target, otherKeys);
-      lookup.retracting.set(
-        target,
-        orphaned.length === 0 ? new Map() : await store.retractingOf(tid, orphaned),
-      );
-      lookup.touched.set(target, touched);
-    }
-    return lookup;
-  }
-
-  /** The id of a target a component declared on; it must be mounted. */
-  #tid(target: string): number {
-    const tid = this.#e.tids.get(target);
-    if (tid === undefined) {
-      throw new TypeError(
-        `States were declared on target "${target}", which is not mounted: create targets ` +
-          "with their mount function (kafka.mountTopicTarget) inside app.main()",
-      );
-    }
-    return tid;
-  }
-
-  /** Plans every touched key of the chunk (no I/O). */
-  #plan(chunk: Chunk, lookup: Lookup): Plan {
-    const plan: Plan = {
-      upserts: [],
-      deletes: [],
-      unretract: [],
-      noops: 0,
-      needed: new Map(),
-      conflicts: [],
-    };
-    for (const [target, touched] of lookup.touched) {
-      const prev = lookup.prev.get(target)!;
-      const others = lookup.others.get(target)!;
-      const otherKeys = lookup.otherKeys.get(target)!;
-      const retracting = lookup.retracting.get(target)!;
-      const inDoubt = chunk.doubts ? this.#e.inDoubt.get(target) : undefined;
-      const fpOf = (c: string, id: string) => (prev.get(c) ?? otherKeys.get(c))?.get(id);
-      // Who in the chunk declared each key before and declares it now: one pass per component.
-      const hadBy = new Map<string, Several<string>>();
-      const hasBy = new Map<string, Several<string>>();
-      for (const [c, declarations] of chunk.ran) {
-        for (const id of prev.get(c)?.keys() ?? []) add(hadBy, id, c);
-        for (const id of declarations.get(target)?.keys() ?? []) add(hasBy, id, c);
-      }
-      for (const id of touched) {
-        const outside = others.get(id) ?? [];
-        const had = list(hadBy.get(id));
-        const has = list(hasBy.get(id));
-        const before = had.length === 0 ? outside : [...outside, ...had];
-        const after = has.length === 0 ? outside : [...outside, ...has];
-        const anchor = had[0] ?? has[0];
-        const previousOwner = ownerOf(before);
-        const inRetract = previousOwner === undefined && retracting.has(id);
-        const previous = previousOwner === undefined ? retracting.get(id) : fpOf(previousOwner, id);
-        const mayBeMissing = inDoubt?.has(id) ?? false;
-        const owner = ownerOf(after);
-        if (after.length > 1) plan.conflicts.push([target, id, after, owner!]);
-        let declared: Declared<DeclaredState> | undefined;
-        if (owner !== undefined) {
-          const fromRun = chunk.ran.get(owner)?.get(target)?.get(id);
-          if (fromRun !== undefined) declared = fromRun;
-          else {
-            const fp = fpOf(owner, id)!;
-            if (mayBeMissing || fp !== previous) {
-              // Its value is needed but only its fingerprint is known: it must run. The
-              // components of the chunk that declared the key before hand it over. If it
-              // cannot be read, the key waits, and they wait with it.
-              if (this.#unreadable.has(owner) && had.length === 0) continue;
-              let givers = plan.needed.get(owner);
-              if (givers === undefined) plan.needed.set(owner, givers = new Set());
-              for (const c of had) givers.add(c);
-              continue;
-            }
-            declared = { state: { key: keyFromId(id) }, fingerprint: fp };
-          }
-        }
-        const action = reconcile(declared, previous, { mayBeMissing });
-        const planned = { target, id, anchor };
-        if (action?.kind === "delete") {
-          plan.deletes.push({ ...planned, fp: previous });
-          continue;
-        }
-        if (inRetract) plan.unretract.push(planned);
-        if (action === null) plan.noops++;
-        else {
-          plan.upserts.push({
-            ...planned,
-            change: { kind: "upsert", key: action.state.key, state: action.state },
-          });
-        }
-      }
-    }
-    return plan;
   }
 
   /**
@@ -893,23 +692,4 @@ function testHook(point: string): void {
     console.error(`statecast: STATECAST_TEST_CRASH=${point}: exiting before the commit`);
     process.exit(70);
   }
-}
-
-/**
- * One value, or several: most keys have one declarer and most hashes one key, so the per-chunk
- * maps hold the value itself and an array only for the rare second one.
- */
-type Several<T extends string> = T | T[];
-
-function add<K, T extends string>(map: Map<K, Several<T>>, key: K, value: T): void {
-  const found = map.get(key);
-  if (found === undefined) map.set(key, value);
-  else if (typeof found === "string") map.set(key, [found, value]);
-  else found.push(value);
-}
-
-const NONE: readonly never[] = [];
-
-function list<T extends string>(found: Several<T> | undefined): readonly T[] {
-  return found === undefined ? NONE : typeof found === "string" ? [found] : found;
 }

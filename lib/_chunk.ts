@@ -1,0 +1,246 @@
+/**
+ * One chunk of a round, looked up and planned (private to the engine): what the store knows about
+ * the keys the chunk's components touch (their committed key lists, the other components that
+ * declare the same keys, the keys being retracted), and the plan `reconcile()` makes of it. The
+ * look-up is the only I/O; planning is pure.
+ *
+ * @module
+ */
+import type { Declarations } from "./_collector.ts";
+import type { EngineState } from "./engine.ts";
+import { type Fingerprint, keyHash } from "./fingerprint.ts";
+import { keyFromId } from "./key_id.ts";
+import type { ComponentRecord } from "./memo.ts";
+import { type Declared, ownerOf, reconcile } from "./reconcile.ts";
+import type { KeyFingerprints } from "./state_store.ts";
+import type { Change, DeclaredState } from "./target.ts";
+
+/** The components of one chunk: what each declares now (gone ones declare nothing). */
+export interface Chunk {
+  ran: Map<string, Declarations>;
+  memo: Map<string, ComponentRecord>;
+  removed: Set<string>;
+  /** Plan the keys in doubt in this chunk (the round's first). */
+  doubts: boolean;
+}
+
+/** What the store knows about the keys a chunk touches, per target. */
+export interface Lookup {
+  /** The chunk's components' committed key lists. */
+  prev: Map<string, Map<string, KeyFingerprints>>;
+  /** Committed declarers outside the chunk, per key id, with their key lists. */
+  others: Map<string, Map<string, string[]>>;
+  otherKeys: Map<string, Map<string, KeyFingerprints>>;
+  /** Keys nobody declares whose delete is not sent yet, with what the target holds. */
+  retracting: Map<string, Map<string, Fingerprint | undefined>>;
+  touched: Map<string, Set<string>>;
+}
+
+/** One planned action, with a component of the chunk that touched its key (for isolation). */
+export interface Planned {
+  target: string;
+  id: string;
+  anchor: string | undefined;
+}
+
+/** A chunk's plan: upserts to send now, deletes to record, retracting rows to clear. */
+export interface Plan {
+  upserts: Array<Planned & { change: Extract<Change<DeclaredState>, { kind: "upsert" }> }>;
+  deletes: Array<Planned & { fp: Fingerprint | undefined }>;
+  unretract: Planned[];
+  noops: number;
+  /** Components whose value a key needs (they did not run), with the components giving it. */
+  needed: Map<string, Set<string>>;
+  /** Keys declared by several components: target, key id, declarers, owner. */
+  conflicts: Array<[string, string, string[], string]>;
+}
+
+/**
+ * Reads what the store knows about every key the chunk touches, in batched queries. Components
+ * in `removed` are gone this round: they never declare anything any more.
+ */
+export async function lookUp(
+  state: EngineState,
+  chunk: Chunk,
+  removed: ReadonlySet<string>,
+): Promise<Lookup> {
+  const { store, app } = state;
+  const lookup: Lookup = {
+    prev: new Map(),
+    others: new Map(),
+    otherKeys: new Map(),
+    retracting: new Map(),
+    touched: new Map(),
+  };
+  const known = [...chunk.ran.keys()].filter((c) => state.components.has(c));
+  const exclude = known.map((c) => state.components.get(c)!.id);
+  for (const declarations of chunk.ran.values()) {
+    for (const target of declarations.keys()) tidOf(state, target);
+  }
+  for (const [target, tid] of state.tids) {
+    const prev = known.length === 0
+      ? new Map<string, KeyFingerprints>()
+      : await store.declarationsOf(app, target, known);
+    const touched = new Set<string>();
+    for (const keys of prev.values()) for (const id of keys.keys()) touched.add(id);
+    for (const declarations of chunk.ran.values()) {
+      for (const id of declarations.get(target)?.keys() ?? []) touched.add(id);
+    }
+    if (chunk.doubts) { for (const id of state.inDoubt.get(target) ?? []) touched.add(id); }
+    if (touched.size === 0) continue;
+    const byHash = new Map<number, Several<string>>();
+    for (const id of touched) add(byHash, keyHash(id), id);
+    // Declarers outside the chunk: candidates by hash, confirmed by their own key lists.
+    const candidates = new Map<string, number[]>();
+    for (const [h, cid] of await store.declarersOf(tid, [...byHash.keys()], exclude)) {
+      const path = state.paths.get(cid);
+      if (path === undefined || removed.has(path)) continue; // gone: never declares
+      const hashes = candidates.get(path);
+      if (hashes === undefined) candidates.set(path, [h]);
+      else hashes.push(h);
+    }
+    const otherKeys = candidates.size === 0
+      ? new Map<string, KeyFingerprints>()
+      : await store.declarationsOf(app, target, [...candidates.keys()]);
+    const others = new Map<string, string[]>();
+    for (const [path, hashes] of candidates) {
+      const keys = otherKeys.get(path);
+      for (const h of hashes) {
+        for (const id of list(byHash.get(h))) {
+          if (!keys?.has(id)) continue;
+          const declarers = others.get(id);
+          if (declarers === undefined) others.set(id, [path]);
+          else declarers.push(path);
+        }
+      }
+    }
+    // Keys with no committed declarer may be retracting: the target still holds them.
+    const declaredBefore = new Set(others.keys());
+    for (const keys of prev.values()) for (const id of keys.keys()) declaredBefore.add(id);
+    const orphaned = [...touched].filter((id) => !declaredBefore.has(id));
+    lookup.prev.set(target, prev);
+    lookup.others.set(target, others);
+    lookup.otherKeys.set(target, otherKeys);
+    lookup.retracting.set(
+      target,
+      orphaned.length === 0 ? new Map() : await store.retractingOf(tid, orphaned),
+    );
+    lookup.touched.set(target, touched);
+  }
+  return lookup;
+}
+
+/**
+ * Plans every touched key of the chunk, with no I/O: for each, the owner before and after, what
+ * was published, and the action `reconcile()` gives. `unreadable` components cannot run this
+ * round: a key they would own waits.
+ */
+export function planChunk(
+  state: EngineState,
+  chunk: Chunk,
+  lookup: Lookup,
+  unreadable: ReadonlySet<string>,
+): Plan {
+  const plan: Plan = {
+    upserts: [],
+    deletes: [],
+    unretract: [],
+    noops: 0,
+    needed: new Map(),
+    conflicts: [],
+  };
+  for (const [target, touched] of lookup.touched) {
+    const prev = lookup.prev.get(target)!;
+    const others = lookup.others.get(target)!;
+    const otherKeys = lookup.otherKeys.get(target)!;
+    const retracting = lookup.retracting.get(target)!;
+    const inDoubt = chunk.doubts ? state.inDoubt.get(target) : undefined;
+    const fpOf = (c: string, id: string) => (prev.get(c) ?? otherKeys.get(c))?.get(id);
+    // Who in the chunk declared each key before and declares it now: one pass per component.
+    const hadBy = new Map<string, Several<string>>();
+    const hasBy = new Map<string, Several<string>>();
+    for (const [c, declarations] of chunk.ran) {
+      for (const id of prev.get(c)?.keys() ?? []) add(hadBy, id, c);
+      for (const id of declarations.get(target)?.keys() ?? []) add(hasBy, id, c);
+    }
+    for (const id of touched) {
+      const outside = others.get(id) ?? [];
+      const had = list(hadBy.get(id));
+      const has = list(hasBy.get(id));
+      const before = had.length === 0 ? outside : [...outside, ...had];
+      const after = has.length === 0 ? outside : [...outside, ...has];
+      const anchor = had[0] ?? has[0];
+      const previousOwner = ownerOf(before);
+      const inRetract = previousOwner === undefined && retracting.has(id);
+      const previous = previousOwner === undefined ? retracting.get(id) : fpOf(previousOwner, id);
+      const mayBeMissing = inDoubt?.has(id) ?? false;
+      const owner = ownerOf(after);
+      if (after.length > 1) plan.conflicts.push([target, id, after, owner!]);
+      let declared: Declared<DeclaredState> | undefined;
+      if (owner !== undefined) {
+        const fromRun = chunk.ran.get(owner)?.get(target)?.get(id);
+        if (fromRun !== undefined) declared = fromRun;
+        else {
+          const fp = fpOf(owner, id)!;
+          if (mayBeMissing || fp !== previous) {
+            // Its value is needed but only its fingerprint is known: it must run. The
+            // components of the chunk that declared the key before hand it over. If it
+            // cannot be read, the key waits, and they wait with it.
+            if (unreadable.has(owner) && had.length === 0) continue;
+            let givers = plan.needed.get(owner);
+            if (givers === undefined) plan.needed.set(owner, givers = new Set());
+            for (const c of had) givers.add(c);
+            continue;
+          }
+          declared = { state: { key: keyFromId(id) }, fingerprint: fp };
+        }
+      }
+      const action = reconcile(declared, previous, { mayBeMissing });
+      const planned = { target, id, anchor };
+      if (action?.kind === "delete") {
+        plan.deletes.push({ ...planned, fp: previous });
+        continue;
+      }
+      if (inRetract) plan.unretract.push(planned);
+      if (action === null) plan.noops++;
+      else {
+        plan.upserts.push({
+          ...planned,
+          change: { kind: "upsert", key: action.state.key, state: action.state },
+        });
+      }
+    }
+  }
+  return plan;
+}
+
+/** The id of a target a component declared on; it must be mounted. */
+function tidOf(state: EngineState, target: string): number {
+  const tid = state.tids.get(target);
+  if (tid === undefined) {
+    throw new TypeError(
+      `States were declared on target "${target}", which is not mounted: create targets ` +
+        "with their mount function (kafka.mountTopicTarget) inside app.main()",
+    );
+  }
+  return tid;
+}
+
+/**
+ * One value, or several: most keys have one declarer and most hashes one key, so the per-chunk
+ * maps hold the value itself and an array only for the rare second one.
+ */
+export type Several<T extends string> = T | T[];
+
+export function add<K, T extends string>(map: Map<K, Several<T>>, key: K, value: T): void {
+  const found = map.get(key);
+  if (found === undefined) map.set(key, value);
+  else if (typeof found === "string") map.set(key, [found, value]);
+  else found.push(value);
+}
+
+const NONE: readonly never[] = [];
+
+export function list<T extends string>(found: Several<T> | undefined): readonly T[] {
+  return found === undefined ? NONE : typeof found === "string" ? [found] : found;
+}
