@@ -7,7 +7,7 @@
  * @module
  */
 import type { Declarations } from "./_collector.ts";
-import type { EngineState } from "./engine.ts";
+import type { EngineState } from "./_engine_state.ts";
 import { type Fingerprint, keyHash } from "./fingerprint.ts";
 import { keyFromId } from "./key_id.ts";
 import type { ComponentRecord } from "./memo.ts";

@@ -6,15 +6,20 @@
  */
 import { StatecastError } from "./errors.ts";
 import type { Fingerprint } from "./fingerprint.ts";
-import { keyId, showKey } from "./key_id.ts";
-import type { DeclaredState, Target } from "./target.ts";
+import { type Key, keyId, showKey } from "./key_id.ts";
+
+/** What the collector needs of a target: its id and how it fingerprints a state. */
+interface Fingerprinting<S> {
+  readonly id: string;
+  fingerprint(state: S): Fingerprint;
+}
 
 /** How a component reacts to declaring one key twice. @default "error" */
 export type OnDuplicateKey = "error" | "last";
 
 /** One declared state with its fingerprint and the source line it came from. */
 export interface Collected {
-  state: DeclaredState;
+  state: { key: Key };
   fingerprint: Fingerprint;
   line: number | undefined;
 }
@@ -32,7 +37,7 @@ export class Collector {
 
   constructor(readonly component: string, readonly onDuplicateKey: OnDuplicateKey) {}
 
-  declare<S extends DeclaredState>(target: Target<S>, state: S): void {
+  declare<S extends { key: Key }>(target: Fingerprinting<S>, state: S): void {
     let states = this.byTarget.get(target.id);
     if (states === undefined) this.byTarget.set(target.id, states = new Map());
     const id = keyId(state.key);

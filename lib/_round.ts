@@ -11,7 +11,8 @@
 import { type Chunk, type Lookup, lookUp, type Plan, planChunk, type Planned } from "./_chunk.ts";
 import { collecting, Collector } from "./_collector.ts";
 import { linkedGroups } from "./_isolation.ts";
-import type { ComponentFn, EngineState, RoundOptions, RoundSummary, SourceItem } from "./engine.ts";
+import type { EngineState } from "./_engine_state.ts";
+import type { ComponentFn, RoundOptions, RoundSummary, SourceItem } from "./round.ts";
 import { StatecastError } from "./errors.ts";
 import { type Fingerprint, fingerprint, keyHash } from "./fingerprint.ts";
 import { keyFromId, showKey } from "./key_id.ts";

@@ -28,161 +28,22 @@
  *
  * @module
  */
-import type { Fingerprint } from "./fingerprint.ts";
-import type { Key } from "./key_id.ts";
+import type { EngineState } from "./_engine_state.ts";
+import type { ComponentFn, RoundOptions, RoundSummary, SourceItem } from "./round.ts";
 import type { ComponentRow, StateStore } from "./state_store.ts";
-import type { DeclaredState, Target } from "./target.ts";
-import type { OnDuplicateKey } from "./_collector.ts";
+import type { Target } from "./target.ts";
 import { Round } from "./_round.ts";
 
 export type { OnDuplicateKey } from "./_collector.ts";
-
-/** One source item as the engine sees it. */
-export interface SourceItem {
-  /** Component id: the relative POSIX path. */
-  readonly path: string;
-  readonly size: number;
-  readonly mtimeMs: number;
-  /** The item's bytes; read once and cached until {@linkcode SourceItem.release}. */
-  bytes(): Promise<Uint8Array>;
-  /** Drops the cached bytes: the engine is done with the item for this round. */
-  release?(): void;
-}
-
-/** A component function as the engine runs it. */
-export interface ComponentFn<I extends SourceItem = SourceItem> {
-  run(item: I): Promise<void>;
-  /** Skip items whose stat or content and logic are unchanged. */
-  readonly memo: boolean;
-  /** Fingerprint of the function's source, its version and statecast's state format. */
-  readonly logicFingerprint: Fingerprint;
-  readonly onDuplicateKey: OnDuplicateKey;
-}
-
-/** A file that failed in a round: nothing it declared was published or retracted. */
-export interface ComponentFailure {
-  path: string;
-  error: unknown;
-  /**
-   * Set when the file waits: it hands keys to this component, which cannot be read now. The
-   * file's committed state (its keys and its memo row) is kept until the handover happens.
-   */
-  blockedBy?: string;
-}
-
-/** A planned change, for dry runs and logs. */
-export interface PlannedChange {
-  target: string;
-  kind: "upsert" | "delete";
-  key: Key;
-  state?: DeclaredState;
-}
-
-/** Why the delete guard held a round's deletes back. */
-export interface RefusedDeletes {
-  target: string;
-  /** Deletes the round would have sent to the target. */
-  deletes: number;
-  /** Keys the target holds now. */
-  keys: number;
-  reason: string;
-}
-
-/** What one reconcile round did. */
-export interface RoundSummary {
-  /** Items looked at (present now, or gone since the last round). */
-  scanned: number;
-  /** Items skipped by the memo (not parsed). */
-  unchanged: number;
-  /** Items whose component ran (or whose rows were retracted because they are gone). */
-  processed: number;
-  failed: ComponentFailure[];
-  upserts: number;
-  deletes: number;
-  /** Keys touched by processed components whose published value did not change. */
-  unchangedKeys: number;
-  /** Conflicts seen: a key declared by more than one component. */
-  conflicts: string[];
-  /** The changes themselves (only with `keepChanges`). */
-  changes: PlannedChange[];
-  /**
-   * Whether every change was applied and committed (false for a dry run, a failed apply, or
-   * deletes held by the guard). A round commits chunk by chunk, so a failure in a later chunk
-   * leaves the earlier ones committed.
-   */
-  committed: boolean;
-  /** Why the round stopped, if a target failed. */
-  applyError?: unknown;
-  /**
-   * Set when the delete guard held the deletes back: none was sent. With an empty source the
-   * round commits nothing at all; otherwise the rest of the round went through, and the deletes
-   * wait (remembered in the store) until a round may send them.
-   */
-  refused?: RefusedDeletes;
-  /** Items held as not ready (an empty file): neither run nor retracted; tried again later. */
-  held: Array<{ path: string; reason: string }>;
-  elapsedMs: number;
-}
-
-/** Options of {@linkcode Engine.round}. */
-export interface RoundOptions<I extends SourceItem = SourceItem> {
-  /** Plan only: apply nothing, commit nothing (one chunk, memory not bounded). @default false */
-  dryRun?: boolean;
-  /** Keep the planned changes in the summary. @default false */
-  keepChanges?: boolean;
-  /** Items that are gone; components not listed in `items` are kept unless named here. */
-  removed?: Iterable<string>;
-  /** Every component not in `items` is gone (a full scan). @default false */
-  fullScan?: boolean;
-  /**
-   * Folders of a full scan that could not be read: the components under them are kept as they
-   * are (not gone), and each folder is reported as failed.
-   */
-  unreadable?: ReadonlyArray<{ path: string; error: unknown }>;
-  /**
-   * Gives the item of a component that was not in `items` but must run again (it becomes the
-   * owner of a key another component stopped declaring). Partial rounds (live mode) need it.
-   */
-  resolve?: (path: string) => Promise<I | undefined>;
-  /**
-   * Hold back the deletes of a round that would delete more than this share of a target's keys
-   * (above `DELETE_GUARD_FLOOR` deletes), or any key when a full scan found no items; 1 or more
-   * allows every delete. @default 0.5
-   */
-  maxDeleteShare?: number;
-  /**
-   * A chunk ends once its files declared this many states: memory is bounded by a chunk (and by
-   * the largest file, which always runs whole). @default 20000
-   */
-  chunkRows?: number;
-  /** A chunk ends after this many files. @default 1000 */
-  chunkFiles?: number;
-  /**
-   * Called after each chunk was committed, when its memory is no longer needed (the app asks the
-   * runtime for a garbage collection there: V8 otherwise lets the heap grow to several times
-   * what a chunk holds).
-   */
-  onChunk?: () => void;
-  /** Called after each file ran and each batch of changes was acknowledged, for progress. */
-  onProgress?: ((phase: "files" | "changes", done: number, total: number) => void) | undefined;
-}
-
-/** What a round needs of the engine: its store, targets and the state kept between rounds. */
-export interface EngineState {
-  readonly store: StateStore;
-  readonly app: string;
-  readonly targets: ReadonlyMap<string, Target>;
-  /** Target → its id in the key index. */
-  readonly tids: ReadonlyMap<string, number>;
-  /** The committed memo rows, by path. */
-  readonly components: Map<string, ComponentRow>;
-  /** Component id → path. */
-  readonly paths: Map<number, string>;
-  /** Per target, keys sent but not committed: the target may hold a value the store lacks. */
-  readonly inDoubt: Map<string, Set<string>>;
-  /** Stored targets that are not mounted: forgotten at the next commit. */
-  readonly orphans: Set<string>;
-}
+export type {
+  ComponentFailure,
+  ComponentFn,
+  PlannedChange,
+  RefusedDeletes,
+  RoundOptions,
+  RoundSummary,
+  SourceItem,
+} from "./round.ts";
 
 /**
  * Runs reconcile rounds against a state store and a set of targets. Between rounds it keeps one
