@@ -124,24 +124,31 @@ export interface RetractUpdate {
   remove: ReadonlyArray<string>;
 }
 
-/** The statements that apply `updates` to the key index. */
+/**
+ * The statements that apply `updates` to the key index: all components' rows together, as
+ * `[tid, hash, cid]` triples, removals first.
+ */
 export function indexStatements(updates: ReadonlyArray<IndexUpdate>): InStatement[] {
+  const remove: Array<[number, number, number]> = [];
+  const add: Array<[number, number, number]> = [];
+  for (const u of updates) {
+    for (const h of u.remove) remove.push([u.tid, h, u.cid]);
+    for (const h of u.add) add.push([u.tid, h, u.cid]);
+  }
   const statements: InStatement[] = [];
-  for (const { tid, cid, add, remove } of updates) {
-    for (let i = 0; i < remove.length; i += BATCH) {
-      statements.push({
-        sql: "DELETE FROM statecast_key_index WHERE tid = ? AND cid = ? " +
-          "AND kh IN (SELECT value FROM json_each(?))",
-        args: [tid, cid, JSON.stringify(remove.slice(i, i + BATCH))],
-      });
-    }
-    for (let i = 0; i < add.length; i += BATCH) {
-      statements.push({
-        sql: "INSERT OR IGNORE INTO statecast_key_index (tid, kh, cid) " +
-          "SELECT ?, value, ? FROM json_each(?)",
-        args: [tid, cid, JSON.stringify(add.slice(i, i + BATCH))],
-      });
-    }
+  for (let i = 0; i < remove.length; i += BATCH) {
+    statements.push({
+      sql: "DELETE FROM statecast_key_index WHERE (tid, kh, cid) IN " +
+        "(SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))",
+      args: [JSON.stringify(remove.slice(i, i + BATCH))],
+    });
+  }
+  for (let i = 0; i < add.length; i += BATCH) {
+    statements.push({
+      sql: "INSERT OR IGNORE INTO statecast_key_index (tid, kh, cid) " +
+        "SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)",
+      args: [JSON.stringify(add.slice(i, i + BATCH))],
+    });
   }
   return statements;
 }

@@ -383,52 +383,63 @@ export class StateStore implements AsyncDisposable {
     for (const [target, keys] of commit.inDoubt ?? []) {
       statements.push(inDoubtStatement(app, target, keys));
     }
-    for (const component of commit.removed) {
+    // Many rows per statement (json_each): a chunk of 1,000 small files is a few statements, not
+    // thousands.
+    for (const components of slices(commit.removed, ROWS_PER_STATEMENT)) {
+      const list = JSON.stringify(components);
       statements.push(
         {
-          sql: "DELETE FROM statecast_components WHERE app = ? AND component = ?",
-          args: [app, component],
+          sql: "DELETE FROM statecast_components WHERE app = ? " +
+            "AND component IN (SELECT value FROM json_each(?))",
+          args: [app, list],
         },
         {
-          sql: "DELETE FROM statecast_declarations WHERE app = ? AND component = ?",
-          args: [app, component],
+          sql: "DELETE FROM statecast_declarations WHERE app = ? " +
+            "AND component IN (SELECT value FROM json_each(?))",
+          args: [app, list],
         },
       );
     }
-    for (const [component, r] of commit.components) {
+    const rows = [...commit.components].map(([component, r]) => [
+      component,
+      r.size,
+      r.mtimeMs,
+      r.contentFingerprint,
+      r.logicFingerprint,
+      r.recordedAtMs,
+      r.id,
+    ]);
+    for (const slice of slices(rows, ROWS_PER_STATEMENT)) {
       statements.push({
         sql: "INSERT INTO statecast_components " +
           "(app, component, size, mtime_ms, content_fp, logic_fp, recorded_at_ms, id) " +
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app, component) DO UPDATE SET " +
+          "SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, " +
+          "value ->> 5, value ->> 6 FROM json_each(?) WHERE true " +
+          "ON CONFLICT (app, component) DO UPDATE SET " +
           "size = excluded.size, mtime_ms = excluded.mtime_ms, content_fp = excluded.content_fp, " +
           "logic_fp = excluded.logic_fp, recorded_at_ms = excluded.recorded_at_ms, id = excluded.id",
-        args: [
-          app,
-          component,
-          r.size,
-          r.mtimeMs,
-          r.contentFingerprint,
-          r.logicFingerprint,
-          r.recordedAtMs,
-          r.id,
-        ],
+        args: [app, JSON.stringify(slice)],
       });
     }
-    for (const { target, component, keys } of commit.declarations) {
-      statements.push(
-        keys.size === 0
-          ? {
-            sql:
-              "DELETE FROM statecast_declarations WHERE app = ? AND target = ? AND component = ?",
-            args: [app, target, component],
-          }
-          : {
-            sql: "INSERT INTO statecast_declarations (app, target, component, key_count, keys) " +
-              "VALUES (?, ?, ?, ?, ?) ON CONFLICT (app, target, component) DO UPDATE SET " +
-              "key_count = excluded.key_count, keys = excluded.keys",
-            args: [app, target, component, keys.size, encodeKeys(keys)],
-          },
-      );
+    const gone = commit.declarations.filter((d) => d.keys.size === 0)
+      .map((d) => [d.target, d.component]);
+    for (const slice of slices(gone, ROWS_PER_STATEMENT)) {
+      statements.push({
+        sql: "DELETE FROM statecast_declarations WHERE app = ? AND (target, component) IN " +
+          "(SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+        args: [app, JSON.stringify(slice)],
+      });
+    }
+    const lists = commit.declarations.filter((d) => d.keys.size > 0)
+      .map((d) => [d.target, d.component, d.keys.size, encodeKeys(d.keys)]);
+    for (const slice of slices(lists, ROWS_PER_STATEMENT)) {
+      statements.push({
+        sql: "INSERT INTO statecast_declarations (app, target, component, key_count, keys) " +
+          "SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) " +
+          "WHERE true ON CONFLICT (app, target, component) DO UPDATE SET " +
+          "key_count = excluded.key_count, keys = excluded.keys",
+        args: [app, JSON.stringify(slice)],
+      });
     }
     statements.push(...indexStatements(commit.index ?? []));
     statements.push(...retractStatements(commit.retract ?? []));
@@ -653,6 +664,13 @@ async function migrateToKeyIndex(tx: Transaction): Promise<void> {
       after = [row[0], row[1], row[2]];
     }
   }
+}
+
+/** Rows written per statement, as one JSON parameter. */
+const ROWS_PER_STATEMENT = 1000;
+
+function* slices<T>(items: ReadonlyArray<T>, size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }
 
 const SELECT_LOCK = "SELECT owner, pid, host, started_at_ms, heartbeat_ms FROM statecast_locks";
