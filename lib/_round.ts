@@ -99,16 +99,21 @@ export class Round<I extends SourceItem> {
   async run(): Promise<RoundSummary> {
     this.#findRemoved();
     if (await this.#refuseEmptySource()) return this.#finish();
+    // A pipeline: while a chunk's changes are on their way to the targets, the next chunk's files
+    // are read and parsed (the generator runs them when the loop asks for the next chunk); its
+    // look-up and plan wait until the previous chunk is committed.
     let first = true;
+    let previous: Promise<boolean> = Promise.resolve(true);
     for await (const chunk of this.#chunks()) {
+      if (!await previous) return this.#finish();
       chunk.doubts = first;
       first = false;
-      if (!await this.#reconcileChunk(chunk)) return this.#finish();
-      this.#options.onChunk?.();
+      previous = (await this.#sendChunk(chunk)).done;
     }
+    if (!await previous) return this.#finish();
     if (first && [...this.#e.inDoubt.values()].some((keys) => keys.size > 0)) {
       const empty: Chunk = { ran: new Map(), memo: new Map(), removed: new Set(), doubts: true };
-      if (!await this.#reconcileChunk(empty)) return this.#finish();
+      if (!await (await this.#sendChunk(empty)).done) return this.#finish();
     }
     if (!await this.#sendDeletes()) return this.#finish();
     await this.#reportLaterConflicts();
@@ -266,7 +271,11 @@ export class Round<I extends SourceItem> {
   }
 
   /** Plans, applies and commits one chunk; false when a target failed (the round stops). */
-  async #reconcileChunk(chunk: Chunk): Promise<boolean> {
+  /**
+   * Plans a chunk and starts sending it; `done` settles once it is applied and committed (false
+   * when a target failed: the round stops). A wrapper, so the caller can go on while it runs.
+   */
+  async #sendChunk(chunk: Chunk): Promise<{ done: Promise<boolean> }> {
     const { plan, lookup } = await this.#planChunk(chunk);
     this.summary.unchangedKeys += plan.noops;
     for (const [target, id, declarers, owner] of plan.conflicts) {
@@ -274,9 +283,19 @@ export class Round<I extends SourceItem> {
     }
     if (this.#options.dryRun) {
       this.#recordDry(plan);
-      return true;
+      return { done: Promise.resolve(true) };
     }
     await this.#markInDoubt(plan.upserts);
+    const done = this.#applyAndCommit(chunk, plan, lookup).then((ok) => {
+      this.#options.onChunk?.();
+      return ok;
+    });
+    done.catch(() => {}); // awaited by the caller; no unhandled rejection meanwhile
+    return { done };
+  }
+
+  /** Applies a planned chunk and commits what the targets acknowledged. */
+  async #applyAndCommit(chunk: Chunk, plan: Plan, lookup: Lookup): Promise<boolean> {
     const failures = await this.#applyEach(plan.upserts);
     if (failures.size > 0 && [...failures.values()].every(isRefusal)) {
       return await this.#isolate(chunk, plan, lookup);
