@@ -39,6 +39,10 @@ Deno.test("csv_to_postgres: the first run loads every row, a second run writes n
   await using job = await tableJob("first");
   await job.write("a.csv", csv(A));
   await job.write("sub_b.csv", csv(B));
+  const dry = await job.ok({ args: ["--dry-run"] });
+  assert.match(dry.stdout, /upsert postgres:pg\/public\.e2e_first_\w+ "p1"/);
+  const [[exists]] = await psql(`SELECT to_regclass('${job.table}') IS NOT NULL`) as [[string]];
+  assert.equal(exists, "f", "a dry run creates no table");
   const first = await job.ok();
   assert.match(first.stderr, /5 upserts, 0 deletes/);
   assert.deepEqual(await job.content(), expected([...A, ...B]));
