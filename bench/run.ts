@@ -19,6 +19,11 @@
  *    `--edits` times: edit one cell, measure from the write until the message is readable by a
  *    long-running kcat consumer; then SIGINT, which must exit 130. The edited file is re-read
  *    and re-parsed whole, so the latency grows with the rows per file (`--live-rows / --files`).
+ * 6. the PostgreSQL table target (`examples/csv_to_postgres/main.ts`, unless `--postgres off`)
+ *    on the server at `--postgres URL` (default $DATABASE_URL, else what `scripts/postgres up`
+ *    prints): a first load of the same N rows into a fresh table, checked with psql (N rows);
+ * 7. one cell edited: exactly one row written (`pg_stat_user_tables`: 1 update, 0 inserts),
+ *    holding the new value.
  *
  * With a `cocoindex` CLI (`--cocoindex PATH`, else found on PATH; PyPI `cocoindex[kafka]` in a
  * venv) the same scenarios run with CocoIndex's csv_to_kafka example (`bench/cocoindex_main.py`)
@@ -73,6 +78,8 @@ const TARGETS = {
   rssLargeMb: 300,
   /** State on disk per key, on top of the key's own length. */
   stateBytesPerKey: 64,
+  /** The table target's first load, in-process (the round: parse, hash, write, commit). */
+  tableRowsPerS: 100_000,
 };
 
 /** Many small files: the scenarios' targets for 100,000 one-row files apply. */
@@ -87,6 +94,8 @@ const USAGE = `deno task bench [options]
   --seed N          PRNG seed of the generated data (default 1)
   --cocoindex PATH  the cocoindex CLI to compare with, or "off" (default: cocoindex on PATH)
   --cpu-prof        profile main.ts in scenarios 1 to 4 and print the hot spots
+  --postgres URL    the PostgreSQL server of scenarios 6-7, or "off" (default: $DATABASE_URL,
+                    else postgres://postgres@127.0.0.1:5433/postgres, as scripts/postgres up)
   --keep            keep the /tmp folders
   --out FILE        where to write the results (default bench/RESULTS.md; "-": nowhere)
   -h, --help        this text`;
@@ -104,6 +113,7 @@ interface Options {
   keep: boolean;
   out: string | undefined;
   brokers: string;
+  postgres: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -118,6 +128,7 @@ function parseOptions(argv: string[]): Options {
       cocoindex: { type: "string" },
       "cpu-prof": { type: "boolean" },
       keep: { type: "boolean" },
+      postgres: { type: "string" },
       out: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -153,6 +164,8 @@ function parseOptions(argv: string[]): Options {
     keep: values.keep ?? false,
     out: out === "-" ? undefined : out,
     brokers: process.env.KAFKA_BOOTSTRAP_SERVERS?.trim() || "127.0.0.1:9092",
+    postgres: values.postgres === "off" ? undefined : values.postgres ??
+      (process.env.DATABASE_URL?.trim() || "postgres://postgres@127.0.0.1:5433/postgres"),
   };
 }
 
@@ -1138,6 +1151,122 @@ function lastLines(text: string, n = 3): string {
   return text.trim().split("\n").slice(-n).join(" | ").slice(0, 400);
 }
 
+// ------------------------------------------------------------------------ the table target ----
+
+/** One SQL text through psql (the independent client); rows as tab-separated cells. */
+async function psqlRows(url: string, sql: string): Promise<string[][]> {
+  const out = await sh("psql", ["-X", "-q", "-A", "-t", "-F", "\t", "-d", url, "-c", sql]);
+  return out.split("\n").filter((l) => l !== "").map((l) => l.split("\t"));
+}
+
+/** Rows inserted and updated in `table` so far, as the server counts them. */
+async function tableWrites(url: string, table: string): Promise<[number, number]> {
+  const [row] = await psqlRows(
+    url,
+    `SELECT n_tup_ins, n_tup_upd FROM pg_stat_user_tables WHERE relname = '${table}'`,
+  );
+  return [Number(row?.[0] ?? NaN), Number(row?.[1] ?? NaN)];
+}
+
+/** Scenarios 6-7: the seed job into a PostgreSQL table, first load and one edited cell. */
+async function tableScenarios(
+  data: Dataset,
+  url: string,
+  options: Options,
+  outcome: Outcome,
+): Promise<void> {
+  const tool = "statecast → PostgreSQL";
+  try {
+    await psqlRows(url, "SELECT 1");
+  } catch (error) {
+    outcome.failures.push(
+      `${tool}: no PostgreSQL answers (start one with scripts/postgres up, or pass --postgres off): ${error}`,
+    );
+    return;
+  }
+  const dir = await mkdtemp(join(tmpdir(), "statecast-bench-postgres-"));
+  const dataDir = join(dir, "data");
+  await mkdir(dataDir);
+  const table = `bench_${crypto.randomUUID().slice(0, 8)}`;
+  log(`${tool}: table ${table}, folder ${dir}`);
+  await data.writeAll(dataDir);
+  const env = {
+    DATABASE_URL: url,
+    PG_TABLE: table,
+    DATA_DIR: dataDir,
+    STATECAST_STATE: `file:${join(dir, "state.db")}`,
+  };
+  const main = join(ROOT, "examples", "csv_to_postgres", "main.ts");
+  const summary = statecastTool(options.brokers).summary;
+  const measure = (r: Measured, checks: Checks) => {
+    checks.expect(r.code === 0, `exit ${r.code}: ${lastLines(r.stderr + r.stdout)}`);
+    const seconds = summary(r).seconds;
+    return {
+      tool,
+      wall: fmtMs(r.wallMs),
+      inProcess: seconds === undefined ? "–" : fmtMs(seconds * 1000),
+      rss: fmtMb(r.peakRssKb),
+      cpu: r.cpuS === undefined ? "–" : `${r.cpuS.toFixed(1)} s`,
+      seconds,
+    };
+  };
+  try {
+    {
+      log(`${tool}: 6...`);
+      const checks = new Checks();
+      const r = await runMeasured(DENO, ["run", "-A", main], { env });
+      const [[count]] = await psqlRows(url, `SELECT count(*) FROM ${table}`) as [[string]];
+      checks.expect(Number(count) === data.rows, `${count} rows in the table`);
+      const { seconds, ...shown } = measure(r, checks);
+      const inProcess = seconds === undefined ? 0 : data.rows / seconds;
+      const met = inProcess >= TARGETS.tableRowsPerS;
+      if (!met) outcome.missed.push(`${tool} scenario 6 throughput: ${fmtInt(inProcess)} rows/s`);
+      outcome.rows.push({
+        scenario: `6. table: first load (${fmtInt(data.rows)} rows, ${data.files} files)`,
+        ...shown,
+        rowsPerS: `${fmtInt(data.rows / (r.wallMs / 1000))} (in-process ${fmtInt(inProcess)})`,
+        messages: `${fmtInt(data.rows)} / ${fmtInt(Number(count))} rows`,
+        check: checks.text,
+        target: `≥ ${fmtInt(TARGETS.tableRowsPerS)} rows/s in-process ${
+          met ? "met" : "**MISSED**"
+        }`,
+      });
+      if (checks.failed.length > 0) outcome.failures.push(`${tool} 6: ${checks.text}`);
+    }
+    {
+      log(`${tool}: 7...`);
+      const checks = new Checks();
+      const edit = data.edit(Math.floor(makeRandom(options.seed + 7)() * data.rows));
+      await writeFile(join(dataDir, data.fileName(edit.file)), data.text(edit.file));
+      const [insBefore, updBefore] = await tableWrites(url, table);
+      const r = await runMeasured(DENO, ["run", "-A", main], { env });
+      const [insAfter, updAfter] = await tableWrites(url, table);
+      const [[amount]] = await psqlRows(
+        url,
+        `SELECT value->>'amount' FROM ${table} WHERE key = '${edit.key}'`,
+      ) as [[string]];
+      checks.expect(
+        insAfter === insBefore && updAfter - updBefore === 1 && amount === edit.amount,
+        `${insAfter - insBefore} inserted, ${updAfter - updBefore} updated, ` +
+          `amount ${amount} (expected 0, 1, ${edit.amount})`,
+      );
+      const { seconds: _, ...shown } = measure(r, checks);
+      outcome.rows.push({
+        scenario: "7. table: one cell edited in one file",
+        ...shown,
+        rowsPerS: "–",
+        messages: `1 / ${updAfter - updBefore} rows updated`,
+        check: checks.text,
+        target: "",
+      });
+      if (checks.failed.length > 0) outcome.failures.push(`${tool} 7: ${checks.text}`);
+    }
+  } finally {
+    await psqlRows(url, `DROP TABLE IF EXISTS ${table}`).catch(() => {});
+    if (!options.keep) await rm(dir, { recursive: true, force: true });
+  }
+}
+
 // ----------------------------------------------------------------------------- profiles ----
 
 interface ProfileNode {
@@ -1356,6 +1485,10 @@ async function main(): Promise<number> {
   for (const tool of tools) {
     const fresh = new Dataset(options.liveRows, options.files, options.seed);
     await liveScenario(tool, fresh, broker, options, outcome);
+  }
+  if (options.postgres !== undefined) {
+    const fresh = new Dataset(options.rows, options.files, options.seed);
+    await tableScenarios(fresh, options.postgres, options, outcome);
   }
   const totalS = (performance.now() - started) / 1000;
   const loadAfter = await loadavg();

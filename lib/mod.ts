@@ -37,5 +37,7 @@ export {
 export { StateStore } from "./state_store.ts";
 export * as kafka from "./kafka_target.ts";
 export * as localfs from "./localfs.ts";
+export * as postgres from "./postgres_target.ts";
 export type { FileItem } from "./localfs.ts";
 export type { TopicState, TopicTarget } from "./kafka_target.ts";
+export type { RowState, SqlClient, TableTarget } from "./postgres_target.ts";

@@ -1,0 +1,456 @@
+/**
+ * The PostgreSQL table target: declared rows become `INSERT … ON CONFLICT (primary key) DO
+ * UPDATE`, a key nobody declares any more becomes a `DELETE`, an unchanged row sends nothing.
+ * Statements go out in batches, each transaction acknowledged only once committed.
+ *
+ * The user states the table's columns, their SQL types and its primary key. statecast creates
+ * the table if it is missing, checks an existing one against the declaration and refuses when
+ * they differ; it never drops or alters a table or a column.
+ *
+ * statecast never creates the client: the app's lifespan provides one under a
+ * {@linkcode ContextKey}. Only {@linkcode SqlClient}'s two methods are used, which postgres.js'
+ * `sql` object has as it is (any other driver fits behind a ten-line adapter).
+ *
+ * @module
+ */
+import { type ContextKey, currentMountScope } from "./context.ts";
+import { errorMessage, StatecastError } from "./errors.ts";
+import { type Fingerprint, fingerprintParts } from "./fingerprint.ts";
+import type { Key } from "./key_id.ts";
+import { type Change, declare, type DeclaredState, type Target } from "./target.ts";
+
+/** A row as the client returns it. */
+export type SqlRow = Record<string, unknown>;
+
+/** Runs one statement with positional parameters (`$1`, `$2`...): postgres.js' `sql.unsafe`. */
+export interface SqlQuery {
+  unsafe(query: string, parameters?: string[], options?: { prepare?: boolean }): Promise<SqlRow[]>;
+}
+
+/**
+ * The smallest PostgreSQL client statecast needs, a subset of postgres.js' `Sql`: statements,
+ * and a transaction that commits when `fn` resolves and rolls back when it rejects.
+ */
+export interface SqlClient extends SqlQuery {
+  begin<T>(fn: (tx: SqlQuery) => Promise<T>): Promise<T>;
+}
+
+/** A primary key value: one cell, or one per column of a composite key (in `primaryKey` order). */
+export type RowKey = string | number | bigint | ReadonlyArray<string | number | bigint>;
+
+/** What a row of the table should be: its primary key, and the other columns' values. */
+export interface RowState {
+  key: RowKey;
+  /**
+   * Column → value. Strings are sent as they are (the server casts them to the column's type);
+   * numbers, bigints and booleans as their text; `Date`s as ISO 8601; `Uint8Array`s as `bytea`;
+   * other objects and arrays as JSON text; `null` or a missing column is SQL NULL. Primary key
+   * columns may be given here too, when equal to `key`.
+   */
+  value: Readonly<Record<string, unknown>>;
+}
+
+/** What the engine keeps for a declared row: the engine's key, the row, and its cells as text. */
+interface TableState extends DeclaredState {
+  key: string;
+  value: Readonly<Record<string, unknown>>;
+  cells: Array<string | null>;
+}
+
+/** Options of {@linkcode mountTableTarget}. */
+export interface TableTargetOptions {
+  /**
+   * The table's columns and their SQL types, in table order: `{ key: "text", value: "jsonb" }`.
+   * A type may end in `not null`.
+   */
+  columns: Readonly<Record<string, string>>;
+  /** The primary key's columns. @default the first column */
+  primaryKey?: readonly string[];
+  /** Rows per statement (fewer when the columns would pass 65,535 parameters). @default 1000 */
+  batchSize?: number;
+  /** Rows per transaction: each is acknowledged once committed. @default 10000 */
+  transactionSize?: number;
+}
+
+/** Cells are NUL-free text (PostgreSQL text cannot hold NUL), so NUL marks SQL NULL. */
+const NULL_MARK = "\u0000";
+const MAX_PARAMETERS = 65_535;
+
+/** `name` as an SQL identifier. */
+function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** A value as the text the server casts to the column's type, or null. */
+function cellText(value: unknown, column: string): string | null {
+  if (value === null || value === undefined) return null;
+  switch (typeof value) {
+    case "string":
+      return value;
+    case "number":
+    case "bigint":
+    case "boolean":
+      return String(value);
+    case "object":
+      if (value instanceof Date) return value.toISOString();
+      if (value instanceof Uint8Array) {
+        let hex = "\\x";
+        for (const b of value) hex += b.toString(16).padStart(2, "0");
+        return hex;
+      }
+      return JSON.stringify(value);
+    default:
+      throw new TypeError(`column "${column}": cannot store a ${typeof value}`);
+  }
+}
+
+/** A mounted PostgreSQL table. Declare rows on it from a component. */
+export class TableTarget implements Target<TableState> {
+  readonly id: string;
+  /** `schema.table`. */
+  readonly table: string;
+  readonly columns: readonly string[];
+  readonly primaryKey: readonly string[];
+  readonly #sql: SqlClient;
+  readonly #qualified: string;
+  readonly #index: Map<string, number>;
+  readonly #keyIndexes: number[];
+  /** Each column's type as declared, maybe with `not null`. */
+  readonly #declared: string[];
+  /** Each column's type as the server spells it (no `not null`), for the casts. */
+  #types: string[];
+  readonly #batchSize: number;
+  readonly #transactionSize: number;
+  /** The table to create before the first write, when it was missing at mount. */
+  #createSql: string | undefined;
+
+  constructor(
+    clientKey: ContextKey<SqlClient>,
+    client: SqlClient,
+    table: string,
+    options: TableTargetOptions,
+  ) {
+    const parts = table.split(".");
+    if (parts.length > 2 || parts.some((p) => p.length === 0)) {
+      throw new TypeError(`A table name is "table" or "schema.table", got "${table}"`);
+    }
+    const [schema, name] = parts.length === 2 ? parts as [string, string] : ["public", parts[0]!];
+    this.table = `${schema}.${name}`;
+    this.#qualified = `${ident(schema)}.${ident(name)}`;
+    this.id = `postgres:${clientKey.name}/${this.table}`;
+    this.#sql = client;
+    const columns = Object.entries(options?.columns ?? {});
+    if (columns.length === 0) {
+      throw new TypeError(`mountTableTarget("${table}"): options.columns must name the columns`);
+    }
+    this.columns = columns.map(([c]) => c);
+    this.#declared = columns.map(([, t]) => t);
+    this.#types = columns.map(([, t]) => t.replace(/\s+not\s+null\s*$/i, ""));
+    this.#index = new Map(this.columns.map((c, i) => [c, i]));
+    this.primaryKey = options.primaryKey ?? [this.columns[0]!];
+    if (this.primaryKey.length === 0) throw new TypeError("primaryKey must name a column");
+    this.#keyIndexes = this.primaryKey.map((c) => {
+      const i = this.#index.get(c);
+      if (i === undefined) {
+        throw new TypeError(`primaryKey column "${c}" is not among the columns of "${table}"`);
+      }
+      return i;
+    });
+    const perStatement = Math.floor(MAX_PARAMETERS / this.columns.length);
+    this.#batchSize = Math.max(1, Math.min(options.batchSize ?? 1000, perStatement));
+    this.#transactionSize = Math.max(1, options.transactionSize ?? 10_000);
+  }
+
+  /**
+   * Declares that the table should hold the row `value` under the primary key `key`, for the
+   * running component. A column the table does not have is a `TypeError`.
+   */
+  declareTargetState(state: RowState): void {
+    const cells = new Array<string | null>(this.columns.length).fill(null);
+    const keyParts = Array.isArray(state.key) ? state.key : [state.key];
+    if (keyParts.length !== this.primaryKey.length) {
+      throw new TypeError(
+        `"${this.table}": the key must have ${this.primaryKey.length} part(s) ` +
+          `(${this.primaryKey.join(", ")}), got ${keyParts.length}`,
+      );
+    }
+    const keyTexts = keyParts.map((part, i) => {
+      const text = cellText(part, this.primaryKey[i]!);
+      if (text === null) throw new TypeError(`"${this.table}": a key part is null`);
+      cells[this.#keyIndexes[i]!] = text;
+      return text;
+    });
+    for (const [column, value] of Object.entries(state.value)) {
+      const i = this.#index.get(column);
+      if (i === undefined) {
+        throw new TypeError(
+          `"${this.table}" has no column "${column}" (declared: ${this.columns})`,
+        );
+      }
+      const text = cellText(value, column);
+      const k = this.#keyIndexes.indexOf(i);
+      if (k >= 0 && text !== keyTexts[k]) {
+        throw new TypeError(
+          `"${this.table}": column "${column}" is ${JSON.stringify(text)} but the key says ` +
+            JSON.stringify(keyTexts[k]),
+        );
+      }
+      cells[i] = text;
+    }
+    // The engine's key: the key itself, or the JSON array of a composite key's parts.
+    const key = keyTexts.length === 1 ? keyTexts[0]! : JSON.stringify(keyTexts);
+    declare(this, { key, value: state.value, cells });
+  }
+
+  fingerprint(state: TableState): Fingerprint {
+    return fingerprintParts(state.cells.map((c) => c ?? NULL_MARK));
+  }
+
+  /**
+   * Checks the table against the declaration (a `StatecastError` naming every difference), or
+   * notes that it must be created before the first write when it does not exist.
+   */
+  async check(): Promise<void> {
+    const shape = await checkTable(this.#sql, {
+      table: this.table,
+      qualified: this.#qualified,
+      columns: this.columns,
+      definitions: this.columns.map((c, i) => `${ident(c)} ${this.#declared[i]}`),
+      primaryKey: this.primaryKey,
+    });
+    this.#types = shape.types;
+    this.#createSql = shape.createSql;
+  }
+
+  async apply(
+    changes: ReadonlyArray<Change<TableState>>,
+    onApplied?: (count: number) => void,
+  ): Promise<void> {
+    for (let start = 0; start < changes.length; start += this.#transactionSize) {
+      const part = changes.slice(start, start + this.#transactionSize);
+      const upserts: Array<Array<string | null>> = [];
+      const deletes: string[][] = [];
+      for (const change of part) {
+        if (change.kind === "upsert") upserts.push(change.state.cells);
+        else deletes.push(this.#keyParts(change.key));
+      }
+      try {
+        await this.#sql.begin(async (tx) => {
+          if (this.#createSql !== undefined) await tx.unsafe(this.#createSql);
+          for (let i = 0; i < upserts.length; i += this.#batchSize) {
+            const rows = upserts.slice(i, i + this.#batchSize);
+            await tx.unsafe(this.#upsertSql(rows.length), rows.flat() as string[], {
+              prepare: true,
+            });
+          }
+          for (let i = 0; i < deletes.length; i += this.#batchSize) {
+            const keys = deletes.slice(i, i + this.#batchSize);
+            await tx.unsafe(this.#deleteSql(keys.length), keys.flat(), { prepare: true });
+          }
+        });
+      } catch (cause) {
+        throw describePostgresError(cause, this.table);
+      }
+      this.#createSql = undefined;
+      onApplied?.(part.length);
+    }
+  }
+
+  /** A deleted key's primary key cells, from the engine's key. */
+  #keyParts(key: Key): string[] {
+    const text = typeof key === "string" ? key : new TextDecoder().decode(key);
+    return this.primaryKey.length === 1 ? [text] : JSON.parse(text) as string[];
+  }
+
+  #upsertSql(rows: number): string {
+    const n = this.columns.length;
+    const tuple = (r: number) =>
+      `(${this.#types.map((t, c) => `$${r * n + c + 1}::text::${t}`).join(", ")})`;
+    const values = Array.from({ length: rows }, (_, r) => tuple(r)).join(", ");
+    const others = this.columns.filter((c) => !this.primaryKey.includes(c));
+    const action = others.length === 0
+      ? "DO NOTHING"
+      : `DO UPDATE SET ${others.map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`).join(", ")}`;
+    return `INSERT INTO ${this.#qualified} (${this.columns.map(ident).join(", ")}) ` +
+      `VALUES ${values} ON CONFLICT (${this.primaryKey.map(ident).join(", ")}) ${action}`;
+  }
+
+  #deleteSql(keys: number): string {
+    const n = this.primaryKey.length;
+    const tuple = (r: number) =>
+      `(${
+        this.#keyIndexes.map((col, c) => `$${r * n + c + 1}::text::${this.#types[col]}`).join(", ")
+      })`;
+    return `DELETE FROM ${this.#qualified} WHERE (${this.primaryKey.map(ident).join(", ")}) IN (${
+      Array.from({ length: keys }, (_, r) => tuple(r)).join(", ")
+    })`;
+  }
+}
+
+/** What {@linkcode checkTable} compares. */
+interface TableSpec {
+  table: string;
+  qualified: string;
+  columns: readonly string[];
+  /** `"name" type` per column, as declared. */
+  definitions: string[];
+  primaryKey: readonly string[];
+}
+
+/** A column as the catalog describes it. */
+interface ColumnShape {
+  name: string;
+  type: string;
+  notNull: boolean;
+  hasDefault: boolean;
+  inKey: boolean;
+}
+
+const COLUMNS_SQL = `SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type,
+  a.attnotnull::text AS not_null, a.atthasdef::text AS has_default,
+  coalesce(a.attnum = ANY (i.indkey::int2[]), false)::text AS in_key
+FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
+WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum`;
+
+async function columnsOf(sql: SqlQuery, qualified: string): Promise<ColumnShape[]> {
+  const rows = await sql.unsafe(COLUMNS_SQL, [qualified]);
+  return rows.map((r) => ({
+    name: String(r.name),
+    type: String(r.type),
+    notNull: r.not_null === "true",
+    hasDefault: r.has_default === "true",
+    inKey: r.in_key === "true",
+  }));
+}
+
+/**
+ * The declared shape as the server spells it (a temporary table made from the declaration, so
+ * `int` reads `integer` and `varchar(5)` reads `character varying(5)`), and the table's own, if
+ * it exists. Returns the types for the casts, and the `CREATE TABLE` still to run when the table
+ * is missing. Differences are a `StatecastError` naming each one.
+ */
+async function checkTable(
+  sql: SqlClient,
+  spec: TableSpec,
+): Promise<{ types: string[]; createSql: string | undefined }> {
+  const body = `${spec.definitions.join(", ")}, PRIMARY KEY (${spec.primaryKey.map(ident)})`;
+  let declared: ColumnShape[];
+  try {
+    declared = await sql.begin(async (tx) => {
+      await tx.unsafe(`CREATE TEMPORARY TABLE statecast_declared (${body}) ON COMMIT DROP`);
+      return await columnsOf(tx, "pg_temp.statecast_declared");
+    });
+  } catch (cause) {
+    if (isConnectionError(cause)) throw describePostgresError(cause, spec.table);
+    throw new StatecastError(
+      `The columns declared for table "${spec.table}" are not valid: ${errorMessage(cause)}`,
+      { cause },
+    );
+  }
+  const types = declared.map((c) => c.type);
+  let found: ColumnShape[];
+  try {
+    found = await columnsOf(sql, spec.qualified);
+  } catch (cause) {
+    throw describePostgresError(cause, spec.table);
+  }
+  if (found.length === 0) {
+    return { types, createSql: `CREATE TABLE IF NOT EXISTS ${spec.qualified} (${body})` };
+  }
+  const differences = shapeDifferences(declared, found);
+  if (differences.length > 0) {
+    throw new StatecastError(
+      `Table "${spec.table}" differs from its declaration: ${differences.join("; ")}. ` +
+        "statecast never alters or drops a table: change the declared columns, or migrate " +
+        "the table yourself (or mount another table name)",
+    );
+  }
+  return { types, createSql: undefined };
+}
+
+/** How the table `found` differs from the `declared` one, one phrase per difference. */
+function shapeDifferences(declared: ColumnShape[], found: ColumnShape[]): string[] {
+  const differences: string[] = [];
+  const byName = new Map(found.map((c) => [c.name, c]));
+  const nullability = (c: ColumnShape) => c.notNull ? "not null" : "nullable";
+  for (const want of declared) {
+    const have = byName.get(want.name);
+    if (have === undefined) differences.push(`column "${want.name}" is missing`);
+    else if (have.type !== want.type) {
+      differences.push(`column "${want.name}" is ${have.type}, declared ${want.type}`);
+    } else if (have.notNull !== want.notNull) {
+      differences.push(
+        `column "${want.name}" is ${nullability(have)}, declared ${nullability(want)}`,
+      );
+    }
+  }
+  const names = new Set(declared.map((c) => c.name));
+  for (const extra of found) {
+    if (!names.has(extra.name) && extra.notNull && !extra.hasDefault) {
+      differences.push(`column "${extra.name}" is not declared and is not null without a default`);
+    }
+  }
+  const keyOf = (cs: ColumnShape[]) => cs.filter((c) => c.inKey).map((c) => c.name);
+  const wantKey = keyOf(declared), haveKey = keyOf(found);
+  if ([...wantKey].sort().join("\0") !== [...haveKey].sort().join("\0")) {
+    const have = haveKey.length === 0 ? "missing" : `(${haveKey.join(", ")})`;
+    differences.push(`the primary key is ${have}, declared (${wantKey.join(", ")})`);
+  }
+  return differences;
+}
+
+/**
+ * SQLSTATE classes of errors about the data itself: sending the same rows again fails again.
+ * 22 data exception (a value that is not of the column's type, too long, out of range), 23
+ * integrity constraint violation (NOT NULL, CHECK, foreign key), 54 program limit exceeded (a
+ * row too large for an index).
+ */
+const REFUSED_CLASSES = new Set(["22", "23", "54"]);
+
+/** Connection failures: class 08, the server shutting down (57P0x), socket errors. */
+function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code !== "string") return false;
+  return code.startsWith("08") || code.startsWith("57P") || /^[A-Z_]{4,}$/.test(code);
+}
+
+function describePostgresError(cause: unknown, table: string): StatecastError {
+  const code = (cause as { code?: unknown })?.code;
+  const sqlState = typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+  const refused = sqlState !== undefined && REFUSED_CLASSES.has(sqlState.slice(0, 2));
+  const column = (cause as { column_name?: unknown })?.column_name;
+  const where = typeof column === "string" && column !== "" ? ` (column "${column}")` : "";
+  const what = refused ? "refused rows for" : "failed on";
+  return new StatecastError(
+    `PostgreSQL ${what} table "${table}": ${errorMessage(cause)}${where}` +
+      (sqlState === undefined ? "" : ` [SQLSTATE ${sqlState}]`),
+    { cause, refused, retriable: isConnectionError(cause) || sqlState === "40001" },
+  );
+}
+
+/**
+ * Mounts the PostgreSQL table `table` ("table" in schema `public`, or "schema.table"), writing
+ * through the client provided for `clientKey`. Call it inside `app.main()`. Checks the table
+ * against `options.columns` now; creates it before the first write if it does not exist. The
+ * target's identity is `(clientKey.name, schema.table)`: another host or password re-sends
+ * nothing.
+ *
+ * @example
+ * ```ts ignore
+ * const table = await postgres.mountTableTarget(DB, "csv_rows", {
+ *   columns: { key: "text", value: "jsonb" },
+ * });
+ * ```
+ */
+export async function mountTableTarget(
+  clientKey: ContextKey<SqlClient>,
+  table: string,
+  options: TableTargetOptions,
+): Promise<TableTarget> {
+  const scope = currentMountScope("postgres.mountTableTarget()");
+  const target = new TableTarget(clientKey, scope.context.get(clientKey), table, options);
+  await target.check();
+  scope.mountTarget(target as Target<never>);
+  return target;
+}

@@ -1,0 +1,139 @@
+// The table target's statements and error mapping, with a fake client that keeps what it was
+// given. What a real server holds is checked end to end in postgres_e2e_test.ts.
+import assert from "node:assert/strict";
+import { collecting, Collector } from "../lib/_collector.ts";
+import { ContextKey } from "../lib/context.ts";
+import { StatecastError } from "../lib/errors.ts";
+import { initFingerprints } from "../lib/fingerprint.ts";
+import {
+  type RowState,
+  type SqlClient,
+  type SqlQuery,
+  type SqlRow,
+  TableTarget,
+} from "../lib/postgres_target.ts";
+import type { Change, DeclaredState } from "../lib/target.ts";
+
+await initFingerprints();
+
+const KEY = new ContextKey<SqlClient>("db");
+
+/** Records every statement; `fail` makes the next transaction reject with it. */
+class FakeClient implements SqlClient {
+  transactions: Array<Array<[string, string[] | undefined]>> = [];
+  fail: unknown;
+  unsafe(): Promise<SqlRow[]> {
+    return Promise.resolve([]);
+  }
+  async begin<T>(fn: (tx: SqlQuery) => Promise<T>): Promise<T> {
+    const statements: Array<[string, string[] | undefined]> = [];
+    const result = await fn({
+      unsafe: (query, parameters) => {
+        statements.push([query, parameters]);
+        return Promise.resolve([]);
+      },
+    });
+    if (this.fail !== undefined) throw this.fail;
+    this.transactions.push(statements);
+    return result;
+  }
+}
+
+/** The states `rows` declare on `target`, as the engine would hand them to apply(). */
+async function declared(target: TableTarget, rows: RowState[]) {
+  const collector = new Collector("a.csv", "error");
+  await collecting(collector, () => {
+    for (const row of rows) target.declareTargetState(row);
+    return Promise.resolve();
+  });
+  return [...collector.byTarget.get(target.id)!.values()].map((c) =>
+    Object.assign(c.state, { fingerprint: c.fingerprint })
+  );
+}
+
+function composite(client: SqlClient, options = {}) {
+  return new TableTarget(KEY, client, "inv.stock", {
+    columns: { region: "text", id: "integer", qty: "integer not null", note: "jsonb" },
+    primaryKey: ["region", "id"],
+    ...options,
+  });
+}
+
+Deno.test("TableTarget's identity is the context key name and schema.table", () => {
+  const client = new FakeClient();
+  assert.equal(composite(client).id, "postgres:db/inv.stock");
+  const plain = new TableTarget(KEY, client, "rows", { columns: { key: "text" } });
+  assert.equal(plain.id, "postgres:db/public.rows");
+});
+
+Deno.test("TableTarget.apply() upserts and deletes in one transaction, every cell cast from text", async () => {
+  const client = new FakeClient();
+  const target = composite(client);
+  const [state] = await declared(target, [
+    { key: ["eu", 7], value: { qty: 3, note: { a: [1] } } },
+  ]);
+  const changes: Change<DeclaredState>[] = [
+    { kind: "upsert", key: state!.key, state: state! },
+    { kind: "delete", key: JSON.stringify(["us", "9"]) },
+  ];
+  const acked: number[] = [];
+  await target.apply(changes as never, (n) => acked.push(n));
+  assert.deepEqual(client.transactions, [[
+    [
+      'INSERT INTO "inv"."stock" ("region", "id", "qty", "note") VALUES ($1::text::text, ' +
+      "$2::text::integer, $3::text::integer, $4::text::jsonb) ON CONFLICT " +
+      '("region", "id") DO UPDATE SET "qty" = EXCLUDED."qty", "note" = EXCLUDED."note"',
+      ["eu", "7", "3", '{"a":[1]}'],
+    ],
+    [
+      'DELETE FROM "inv"."stock" WHERE ("region", "id") IN (($1::text::text, $2::text::integer))',
+      ["us", "9"],
+    ],
+  ]]);
+  assert.deepEqual(acked, [2]);
+});
+
+Deno.test("TableTarget: a row's fingerprint follows its cells; NULL differs from an empty string", async () => {
+  const target = composite(new FakeClient());
+  const [a, b, c, d] = await declared(target, [
+    { key: ["eu", 1], value: { qty: 1, note: null } },
+    { key: ["eu", 2], value: { qty: 1, note: null } },
+    { key: ["eu", 3], value: { qty: 1 } },
+    { key: ["eu", 4], value: { qty: 1, note: "" } },
+  ]);
+  assert.notEqual(a!.fingerprint, b!.fingerprint, "the key is a cell");
+  const same = await declared(target, [{ key: ["eu", 3], value: { qty: 1, note: "" } }]);
+  assert.notEqual(c!.fingerprint, same[0]!.fingerprint);
+  assert.equal(d!.key, '["eu","4"]');
+});
+
+Deno.test("TableTarget.declareTargetState() refuses unknown columns and keys of the wrong shape", async () => {
+  const target = composite(new FakeClient());
+  await assert.rejects(declared(target, [{ key: "eu", value: {} }]), /2 part\(s\)/);
+  await assert.rejects(
+    declared(target, [{ key: ["eu", 1], value: { nope: 1 } }]),
+    /no column "nope"/,
+  );
+  await assert.rejects(
+    declared(target, [{ key: ["eu", 1], value: { id: 2 } }]),
+    /column "id" is "2" but the key says "1"/,
+  );
+});
+
+Deno.test("TableTarget.apply(): data errors are refusals, connection errors are not", async () => {
+  const client = new FakeClient();
+  const target = composite(client);
+  const [state] = await declared(target, [{ key: ["eu", 1], value: { qty: 1 } }]);
+  const apply = () => target.apply([{ kind: "upsert", key: state!.key, state: state! }] as never);
+  client.fail = Object.assign(new Error('invalid input syntax for type integer: "x"'), {
+    code: "22P02",
+  });
+  const refused = await apply().catch((e) => e);
+  assert.ok(refused instanceof StatecastError && refused.refused && !refused.retriable);
+  assert.match(refused.message, /^PostgreSQL refused rows for table "inv\.stock": invalid input/);
+  client.fail = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), {
+    code: "ECONNREFUSED",
+  });
+  const down = await apply().catch((e) => e);
+  assert.ok(down instanceof StatecastError && !down.refused && down.retriable);
+});
