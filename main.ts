@@ -11,7 +11,16 @@ import process from "node:process";
 const env = (name: string, fallback: string) => process.env[name] || fallback;
 const PRODUCER = new ContextKey<Producer>("kafka_producer");
 
-const app = new App({ name: "CsvToKafka" });
+const app = new App({
+  name: "CsvToKafka",
+  environment: { // listed by --help; .env.example has them too
+    KAFKA_BOOTSTRAP_SERVERS: "comma-separated brokers, each host:port (default localhost:9092)",
+    KAFKA_TOPIC: "the topic, which statecast never creates (default statecast-csv-rows)",
+    DATA_DIR: "the folder of CSV files, subfolders too (default ./data)",
+    KAFKA_SASL_USERNAME: "with KAFKA_SASL_PASSWORD: SASL PLAIN over TLS (unset: plaintext)",
+    KAFKA_SASL_PASSWORD: "the SASL password (never printed)",
+  },
+});
 
 app.lifespan(async (ctx) => {
   const brokers = env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092");
@@ -21,7 +30,7 @@ app.lifespan(async (ctx) => {
   }
   const client = new Kafka({
     clientId: "statecast",
-    brokers: brokers.split(","),
+    brokers: kafka.parseBrokers(brokers), // host:port each, or an error saying what to write
     logLevel: logLevel.NOTHING, // statecast reports failures itself, naming topic and address
     connectionTimeout: 5000,
     retry: { retries: 3 },
@@ -47,7 +56,11 @@ const processCsv = app.fn({ memo: true }, async (file, topic: kafka.TopicTarget)
 
 app.main(async () => {
   const topic = await kafka.mountTopicTarget(PRODUCER, env("KAFKA_TOPIC", "statecast-csv-rows"));
-  const files = localfs.walkDir(env("DATA_DIR", "./data"), { include: ["**/*.csv"], live: true });
+  const files = localfs.walkDir(env("DATA_DIR", "./data"), {
+    include: ["**/*.csv"],
+    live: true,
+    rootFrom: "DATA_DIR", // a missing folder's error says to set DATA_DIR
+  });
   await app.mountEach(processCsv, files, topic);
 });
 

@@ -50,7 +50,7 @@ Deno.test("scripts/new-job makes a job outside the checkout that runs under Deno
     }
     const main = await readFile(join(dir, "main.ts"), "utf8");
     assert.match(main, /from "statecast"/, "main.ts imports the package, not ./lib");
-    assert.match(main, /new App\(\{ name: "orders"/, "the job has its own app name");
+    assert.match(main, /new App\(\{\s*name: "orders"/, "the job has its own app name");
     // statecast and its dependencies are installed in the job, not borrowed from the checkout.
     await stat(join(dir, "node_modules", "@libsql", "client", "package.json"));
     await stat(join(dir, "node_modules", "statecast", "lib", "mod.ts"));
@@ -105,6 +105,8 @@ Deno.test("scripts/new-job makes a job outside the checkout that runs under Deno
         .replace(/^STATECAST_STATE=.*$/m, `STATECAST_STATE=${state}`),
     );
     await writeFile(join(data, "a.csv"), "id,name\n1,apples\n");
+    const help = ok(await run(binary, ["--help"], elsewhere), "the job's binary --help");
+    assert.match(help.stdout, new RegExp(`^Usage: ${binary} \\[command\\]`, "m"), "names itself");
     const bin = ok(await run(binary, [], elsewhere), "the job's binary");
     assert.match(bin.stderr, /^orders: .* 1 upserts, 1 deletes/m);
     assert.deepEqual(await fresh(), ['1={"id":"1","name":"apples"}', "2=null"]);
