@@ -17,6 +17,7 @@ const app = new App({
     KAFKA_BOOTSTRAP_SERVERS: "comma-separated brokers, each host:port (default localhost:9092)",
     KAFKA_TOPIC: "the topic, which statecast never creates (default statecast-csv-rows)",
     DATA_DIR: "the folder of CSV files, subfolders too (default ./data)",
+    CSV_DELIMITER: 'the field delimiter: ",", ";", "|" or tab (default ,)',
     KAFKA_SASL_USERNAME: "with KAFKA_SASL_PASSWORD: SASL PLAIN over TLS (unset: plaintext)",
     KAFKA_SASL_PASSWORD: "the SASL password (never printed)",
   },
@@ -47,12 +48,16 @@ app.lifespan(async (ctx) => {
   return () => producer.disconnect();
 });
 
-const processCsv = app.fn({ memo: true }, async (file, topic: kafka.TopicTarget) => {
-  for await (const row of file.csvRows()) {
-    // The key is the first column's value; the value is the row as JSON, in the file's order.
-    topic.declareTargetState({ key: row.values[0]!, value: row.toJsonText() });
-  }
-});
+const processCsv = app.fn(
+  { memo: true },
+  async (file, topic: kafka.TopicTarget, delimiter: string) => {
+    // The delimiter comes from CSV_DELIMITER: a new one runs every file again (app.mountEach).
+    for await (const row of file.csvRows({ delimiter })) {
+      // The key is the first column's value; the value is the row as JSON, in the file's order.
+      topic.declareTargetState({ key: row.values[0]!, value: row.toJsonText() });
+    }
+  },
+);
 
 app.main(async () => {
   const topic = await kafka.mountTopicTarget(PRODUCER, env("KAFKA_TOPIC", "statecast-csv-rows"));
@@ -61,7 +66,7 @@ app.main(async () => {
     live: true,
     rootFrom: "DATA_DIR", // a missing folder's error says to set DATA_DIR
   });
-  await app.mountEach(processCsv, files, topic);
+  await app.mountEach(processCsv, files, topic, env("CSV_DELIMITER", ","));
 });
 
 await app.cli();

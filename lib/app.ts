@@ -244,7 +244,9 @@ export class App {
 
   /**
    * Runs `fn` for every item of `source` (one component per file, keyed by its relative path),
-   * passing `args` after the item. Call it once, inside `app.main()`.
+   * passing `args` after the item. Call it once, inside `app.main()`. Arguments that are plain
+   * values (strings, numbers, booleans: a delimiter from the environment) count in the logic
+   * fingerprint like the function's source, so changing one runs every file again.
    */
   mountEach<const A extends unknown[]>(fn: AppFn<A>, source: DirSource, ...args: A): Promise<void> {
     if (this.#mounts === undefined) {
@@ -262,7 +264,7 @@ export class App {
           await fn.run(item, ...args);
         },
         memo: fn.memo,
-        logicFingerprint: fingerprint(fn.logic),
+        logicFingerprint: fingerprint(fn.logic + valuesOf(args)),
         onDuplicateKey: fn.onDuplicateKey,
       },
     });
@@ -371,6 +373,7 @@ export class App {
       log.error(message.includes(`"${path}"`) ? message : `"${path}": ${message}`, { path });
     }
     for (const { path, reason } of summary.held) log.warn(`"${path}": ${reason}`);
+    for (const { path, message } of summary.warnings) log.warn(`"${path}": ${message}`);
     if (summary.applyError !== undefined) {
       log.error(`${notCommitted}: ${errorMessage(summary.applyError)}`);
     }
@@ -559,6 +562,14 @@ function editDistance(a: string, b: string): number {
     previous = current;
   }
   return previous[b.length]!;
+}
+
+/** The plain-value arguments of a mount, as text for the logic fingerprint ("" when none). */
+function valuesOf(args: readonly unknown[]): string {
+  const values = args.map((arg) =>
+    ["string", "number", "boolean"].includes(typeof arg) ? JSON.stringify(arg) : "-"
+  );
+  return values.some((value) => value !== "-") ? `\nargs ${values.join(" ")}` : "";
 }
 
 /** What the command line asked for, or the exit code of `--help`, `--version` or bad usage. */
