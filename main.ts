@@ -11,7 +11,17 @@ import process from "node:process";
 const env = (name: string, fallback: string) => process.env[name] || fallback;
 const PRODUCER = new ContextKey<Producer>("kafka_producer");
 
-const app = new App({ name: "CsvToKafka" });
+const app = new App({
+  name: "CsvToKafka",
+  environment: { // listed by --help; .env.example has them too
+    KAFKA_BOOTSTRAP_SERVERS: "comma-separated brokers, each host:port (default localhost:9092)",
+    KAFKA_TOPIC: "the topic, which statecast never creates (default statecast-csv-rows)",
+    DATA_DIR: "the folder of CSV files, subfolders too (default ./data)",
+    CSV_DELIMITER: 'the field delimiter: ",", ";", "|" or tab (default ,)',
+    KAFKA_SASL_USERNAME: "with KAFKA_SASL_PASSWORD: SASL PLAIN over TLS (unset: plaintext)",
+    KAFKA_SASL_PASSWORD: "the SASL password (never printed)",
+  },
+});
 
 app.lifespan(async (ctx) => {
   const brokers = env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092");
@@ -21,7 +31,7 @@ app.lifespan(async (ctx) => {
   }
   const client = new Kafka({
     clientId: "statecast",
-    brokers: brokers.split(","),
+    brokers: kafka.parseBrokers(brokers), // host:port each, or an error saying what to write
     logLevel: logLevel.NOTHING, // statecast reports failures itself, naming topic and address
     connectionTimeout: 5000,
     retry: { retries: 3 },
@@ -38,17 +48,25 @@ app.lifespan(async (ctx) => {
   return () => producer.disconnect();
 });
 
-const processCsv = app.fn({ memo: true }, async (file, topic: kafka.TopicTarget) => {
-  for await (const row of file.csvRows()) {
-    // The key is the first column's value; the value is the row as JSON, in the file's order.
-    topic.declareTargetState({ key: row.values[0]!, value: row.toJsonText() });
-  }
-});
+const processCsv = app.fn(
+  { memo: true },
+  async (file, topic: kafka.TopicTarget, delimiter: string) => {
+    // The delimiter comes from CSV_DELIMITER: a new one runs every file again (app.mountEach).
+    for await (const row of file.csvRows({ delimiter })) {
+      // The key is the first column's value; the value is the row as JSON, in the file's order.
+      topic.declareTargetState({ key: row.values[0]!, value: row.toJsonText() });
+    }
+  },
+);
 
 app.main(async () => {
   const topic = await kafka.mountTopicTarget(PRODUCER, env("KAFKA_TOPIC", "statecast-csv-rows"));
-  const files = localfs.walkDir(env("DATA_DIR", "./data"), { include: ["**/*.csv"], live: true });
-  await app.mountEach(processCsv, files, topic);
+  const files = localfs.walkDir(env("DATA_DIR", "./data"), {
+    include: ["**/*.csv"],
+    live: true,
+    rootFrom: "DATA_DIR", // a missing folder's error says to set DATA_DIR
+  });
+  await app.mountEach(processCsv, files, topic, env("CSV_DELIMITER", ","));
 });
 
 await app.cli();

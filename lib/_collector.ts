@@ -34,6 +34,8 @@ export class Collector {
   line: number | undefined;
   /** Declared states so far, all targets together (for chunk sizes). */
   count = 0;
+  /** Warnings about the source, given by `warnSource()`. */
+  readonly warnings: string[] = [];
 
   constructor(readonly component: string, readonly onDuplicateKey: OnDuplicateKey) {}
 

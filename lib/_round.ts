@@ -92,6 +92,7 @@ export class Round<I extends SourceItem> {
       changes: [],
       committed: false,
       held: [],
+      warnings: [],
       elapsedMs: 0,
     };
   }
@@ -253,6 +254,10 @@ export class Round<I extends SourceItem> {
       } catch (error) {
         this.#fail(item.path, error);
         return 0;
+      } finally {
+        for (const message of collector.warnings) {
+          this.summary.warnings.push({ path: item.path, message });
+        }
       }
       this.summary.processed++;
       chunk.ran.set(item.path, collector.byTarget);

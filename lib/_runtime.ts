@@ -4,11 +4,13 @@
  *
  * @module
  */
+import { relative as relativePath } from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 import vm from "node:vm";
 
-declare const Bun: { version: string; gc(force: boolean): void } | undefined;
+declare const Bun: { version: string; main: string; gc(force: boolean): void } | undefined;
 
 /** Which runtime runs us, and its version. */
 export function runtimeName(): string {
@@ -73,6 +75,27 @@ export function args(): string[] {
   return process.argv.slice(2);
 }
 
+/**
+ * How the job was started, for `--help`: `deno run -A main.ts`, `bun main.ts` or the binary as it
+ * was typed (`dist/orders`), with the script's path relative to the working directory.
+ */
+export function invocation(): string {
+  const script = (path: string) => {
+    const relative = relativePath(process.cwd(), path);
+    return relative.startsWith("..") ? path : relative;
+  };
+  if (typeof Deno !== "undefined") {
+    const main = Deno.mainModule.startsWith("file:") ? fileURLToPath(Deno.mainModule) : "main.ts";
+    return `deno run -A ${script(main)}`;
+  }
+  if (typeof Bun !== "undefined") {
+    // A compiled binary runs from Bun's embedded file system; argv0 is what was typed.
+    if (Bun.main.startsWith("/$bunfs/")) return process.argv0;
+    return `bun ${script(Bun.main)}`;
+  }
+  return `node ${script(process.argv[1] ?? "main.ts")}`;
+}
+
 /** One batch of file-system events: absolute paths, or a request to rescan everything. */
 export interface WatchEvent {
   paths: string[];
@@ -85,6 +108,7 @@ interface DenoWatcher extends AsyncIterable<{ paths: string[]; flag?: string }> 
 }
 declare const Deno: {
   version: { deno: string };
+  mainModule: string;
   watchFs(paths: string, options: { recursive: boolean }): DenoWatcher;
 } | undefined;
 
@@ -150,8 +174,10 @@ export async function* watchTree(root: string, signal: AbortSignal): AsyncGenera
 }
 
 // kafkajs 2.2.4 schedules a timer with a negative delay when it is not throttled (its request
-// queue starts from `throttledUntil = -1`); Deno and Bun then print a TimeoutNegativeWarning on
-// every run. The timer fires at once as intended, so that one warning is dropped, nothing else.
+// queue starts from `throttledUntil = -1`); the runtimes then use 1 ms and print a
+// TimeoutNegativeWarning on every run. Deno prints it through process.emitWarning, so that one
+// warning is dropped there. Bun (and so the binary) prints it natively, so under Bun the cause
+// is removed: a negative delay is given as the 1 ms the runtime would use. Nothing else changes.
 const emitWarning = process.emitWarning.bind(process);
 process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   const type = typeof rest[0] === "string"
@@ -161,3 +187,18 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   if (type === "TimeoutNegativeWarning") return;
   (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
 }) as typeof process.emitWarning;
+if (typeof Bun !== "undefined") {
+  const setTimeoutAsGiven = globalThis.setTimeout;
+  const clamped = (handler: unknown, delay?: unknown, ...rest: unknown[]) =>
+    (setTimeoutAsGiven as unknown as (...args: unknown[]) => unknown)(
+      handler,
+      typeof delay === "number" && delay < 0 ? 1 : delay,
+      ...rest,
+    );
+  // Keep what hangs off the original (util.promisify.custom).
+  for (const key of Reflect.ownKeys(setTimeoutAsGiven)) {
+    if (key === "length" || key === "name" || key === "prototype") continue;
+    Object.defineProperty(clamped, key, Object.getOwnPropertyDescriptor(setTimeoutAsGiven, key)!);
+  }
+  globalThis.setTimeout = clamped as unknown as typeof setTimeout;
+}

@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import {
   args as runtimeArgs,
   exit,
+  invocation,
   onStopSignal,
   releaseMemory,
   stderrIsTerminal,
@@ -29,7 +30,7 @@ import { fingerprint, initFingerprints } from "./fingerprint.ts";
 import type { DirSource, FileItem } from "./localfs.ts";
 import { runLive } from "./live.ts";
 import { describeHolder, RunLock } from "./run_lock.ts";
-import { StateStore } from "./state_store.ts";
+import { StateStore, stateUrlProblem } from "./state_store.ts";
 
 /** statecast's version. */
 export const VERSION = "0.1.0";
@@ -54,6 +55,12 @@ export interface AppOptions {
    * @default 0.5
    */
   maxDeleteShare?: number;
+  /**
+   * The environment variables the job reads, name → what it means (with its default), for
+   * `--help`; statecast adds its own (`STATECAST_STATE`).
+   * @default {}
+   */
+  environment?: Record<string, string>;
 }
 
 /** Options of {@linkcode App.fn}. */
@@ -193,6 +200,7 @@ function progressBar(
 export class App {
   readonly name: string;
   readonly #maxDeleteShare: number;
+  readonly #environment: Record<string, string>;
   #lifespan: Lifespan | undefined;
   #main: (() => Promise<void> | void) | undefined;
   #mounts: Mount[] | undefined;
@@ -207,6 +215,7 @@ export class App {
       throw new RangeError(`maxDeleteShare must be a number from 0 to 1, got ${share}`);
     }
     this.#maxDeleteShare = share;
+    this.#environment = { ...options.environment };
   }
 
   /** Sets the start-up function that provides resources; what it returns runs at shutdown. */
@@ -235,7 +244,9 @@ export class App {
 
   /**
    * Runs `fn` for every item of `source` (one component per file, keyed by its relative path),
-   * passing `args` after the item. Call it once, inside `app.main()`.
+   * passing `args` after the item. Call it once, inside `app.main()`. Arguments that are plain
+   * values (strings, numbers, booleans: a delimiter from the environment) count in the logic
+   * fingerprint like the function's source, so changing one runs every file again.
    */
   mountEach<const A extends unknown[]>(fn: AppFn<A>, source: DirSource, ...args: A): Promise<void> {
     if (this.#mounts === undefined) {
@@ -253,7 +264,7 @@ export class App {
           await fn.run(item, ...args);
         },
         memo: fn.memo,
-        logicFingerprint: fingerprint(fn.logic),
+        logicFingerprint: fingerprint(fn.logic + valuesOf(args)),
         onDuplicateKey: fn.onDuplicateKey,
       },
     });
@@ -362,6 +373,7 @@ export class App {
       log.error(message.includes(`"${path}"`) ? message : `"${path}": ${message}`, { path });
     }
     for (const { path, reason } of summary.held) log.warn(`"${path}": ${reason}`);
+    for (const { path, message } of summary.warnings) log.warn(`"${path}": ${message}`);
     if (summary.applyError !== undefined) {
       log.error(`${notCommitted}: ${errorMessage(summary.applyError)}`);
     }
@@ -419,7 +431,7 @@ export class App {
    * target failed, 2 bad usage, 130 interrupted, 143 terminated). See `--help`.
    */
   async cli(argv: string[] = runtimeArgs()): Promise<never> {
-    const parsed = parseCommandLine(argv, this.name);
+    const parsed = parseCommandLine(argv, this.name, this.#environment);
     if (typeof parsed === "number") return exit(parsed);
     const { values, command, logFormat } = parsed;
     try {
@@ -430,6 +442,12 @@ export class App {
         return exit(2);
       }
       const state = values.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
+      const badState = stateUrlProblem(state);
+      if (badState !== undefined) {
+        const from = values.state === undefined ? "STATECAST_STATE" : "--state";
+        print(`error: ${from}: ${badState}`);
+        return exit(2);
+      }
       if (command === "status") {
         await this.status(state);
         return exit(0);
@@ -461,33 +479,116 @@ export class App {
   }
 }
 
+/** The command line's options, for `parseArgs` and for checking what was typed. */
+const OPTIONS = {
+  live: { type: "boolean", short: "L" },
+  "dry-run": { type: "boolean" },
+  reset: { type: "boolean" },
+  "allow-deletes": { type: "boolean" },
+  state: { type: "string" },
+  "env-file": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  "log-format": { type: "string" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
+
+/** What the value of each string option looks like, for messages. */
+const PLACEHOLDERS: Record<string, string> = {
+  state: "file:path/to/state.db",
+  "env-file": "path/to/.env",
+  "log-format": "json",
+};
+
+/**
+ * What is wrong with the options typed, in words that say what to type instead, or undefined.
+ * (`parseArgs` would say "Unknown option '--x'. To specify a positional argument ...".)
+ */
+export function usageProblem(argv: string[]): string | undefined {
+  const { tokens } = parseArgs({
+    args: argv,
+    options: OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  for (const token of tokens) {
+    if (token.kind !== "option") continue;
+    const spec = (OPTIONS as Record<string, { type: string }>)[token.name];
+    const raw = token.rawName;
+    if (spec === undefined) {
+      const near = closestOption(token.name);
+      return `unknown option ${raw}` + (near === undefined ? "" : `; did you mean --${near}?`);
+    }
+    if (spec.type === "string" && (token.value === undefined || token.value === "")) {
+      return `${raw} needs a value: ${raw} ${PLACEHOLDERS[token.name] ?? "VALUE"}`;
+    }
+    if (spec.type === "string" && !token.inlineValue && token.value?.startsWith("-")) {
+      return `${raw} needs a value, got the option "${token.value}": ${raw} ` +
+        `${PLACEHOLDERS[token.name] ?? "VALUE"} (or ${raw}=${token.value} if that is the value)`;
+    }
+    if (spec.type === "boolean" && token.inlineValue) {
+      return `${raw} takes no value: write ${raw} alone, not ${raw}=${token.value}`;
+    }
+  }
+  return undefined;
+}
+
+/** The long option nearest to a mistyped one (a prefix of it, or two edits away), if any. */
+function closestOption(typed: string): string | undefined {
+  const names = Object.keys(OPTIONS);
+  const prefixed = names.filter((name) => typed.length >= 2 && name.startsWith(typed));
+  if (prefixed.length === 1) return prefixed[0];
+  let best: string | undefined, bestDistance = 3;
+  for (const name of names) {
+    const d = editDistance(typed.replaceAll("_", "-"), name);
+    if (d < bestDistance) [best, bestDistance] = [name, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** The plain-value arguments of a mount, as text for the logic fingerprint ("" when none). */
+function valuesOf(args: readonly unknown[]): string {
+  const values = args.map((arg) =>
+    ["string", "number", "boolean"].includes(typeof arg) ? JSON.stringify(arg) : "-"
+  );
+  return values.some((value) => value !== "-") ? `\nargs ${values.join(" ")}` : "";
+}
+
 /** What the command line asked for, or the exit code of `--help`, `--version` or bad usage. */
-function parseCommandLine(argv: string[], name: string) {
+function parseCommandLine(argv: string[], name: string, environment: Record<string, string>) {
+  const problem = usageProblem(argv);
+  if (problem !== undefined) {
+    print(`error: ${problem}\nRun with --help for usage.`);
+    return 2;
+  }
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        live: { type: "boolean", short: "L" },
-        "dry-run": { type: "boolean" },
-        reset: { type: "boolean" },
-        "allow-deletes": { type: "boolean" },
-        state: { type: "string" },
-        "env-file": { type: "string" },
-        quiet: { type: "boolean", short: "q" },
-        "log-format": { type: "string" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
   } catch (error) {
     print(`error: ${errorMessage(error)}\nRun with --help for usage.`);
     return 2;
   }
   const { values, positionals } = parsed;
   if (values.help) {
-    console.log(helpText(name));
+    console.log(helpText(name, environment));
     return 0;
   }
   if (values.version) {
@@ -525,10 +626,21 @@ function stopOnSignals(): { signal: AbortSignal; code: () => number | undefined 
   return { signal: controller.signal, code: () => stopCode };
 }
 
-function helpText(name: string): string {
+/** `--help`: usage with the command as it was typed, options, environment, exit codes. */
+function helpText(name: string, environment: Record<string, string>): string {
+  const variables = Object.entries({
+    ...environment,
+    STATECAST_STATE: `the state store, a URL: file:path (relative to the working directory), ` +
+      `libsql://host?authToken=..., http://user:password@host/ (default ${DEFAULT_STATE_URL}; ` +
+      `--state overrides it)`,
+  });
+  const width = Math.max(...variables.map(([variable]) => variable.length)) + 2;
+  const environmentLines = variables.map(([variable, meaning]) =>
+    wrap(`  ${variable.padEnd(width)}${meaning}`, 2 + width)
+  ).join("\n");
   return `${name}: statecast app (statecast ${VERSION})
 
-Usage: deno run -A main.ts [command] [options]   (or: bun main.ts ..., or the compiled binary)
+Usage: ${invocation()} [command] [options]
 
 Commands:
   run (default)      Catch up: scan, send what changed, print a summary, exit
@@ -549,6 +661,29 @@ Options:
   -h, --help         Show this help
   -V, --version      Show the version
 
-Exit codes: 0 ok, 1 a file or the target failed (or the delete guard, or another run holds the
-state store), 2 bad usage, 130 interrupted (SIGINT), 143 terminated (SIGTERM).`;
+Environment (or a .env file in the working directory, or --env-file F; a .env never overrides a
+variable that is set):
+${environmentLines}
+
+Exit codes:
+  0    success (a dry run, status, --reset, --help too)
+  1    a file or the target failed, the delete guard refused a round, another run holds the
+       state store, or the job could not start (an unreachable broker, a missing folder)
+  2    bad usage: an unknown option or command, a missing value, an unreadable --env-file, a
+       state store that is not a URL
+  130  interrupted (SIGINT, Ctrl-C)
+  143  terminated (SIGTERM)`;
+}
+
+/** Wraps `text` at 100 columns, continuation lines indented by `indent`. */
+function wrap(text: string, indent: number): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/(?<=\S) (?=\S)/)) {
+    if (line !== "" && line.length + 1 + word.length > 100) {
+      lines.push(line);
+      line = " ".repeat(indent) + word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  return [...lines, line].join("\n");
 }

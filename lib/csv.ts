@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { setSourceLine } from "./target.ts";
+import { setSourceLine, warnSource } from "./target.ts";
 import { StatecastError } from "./errors.ts";
 
 /** One parsed record and the 1-based line it starts on. */
@@ -22,30 +22,60 @@ export interface CsvRecord {
   line: number;
 }
 
-/** Options of {@linkcode parseCsvRecords}. */
+/** Options of {@linkcode parseCsvRecords}: the CSV dialect. */
 export interface CsvOptions {
-  /** The field separator, one character. @default "," */
+  /**
+   * The field delimiter, one character: `","`, `";"`, `"|"`, `"\t"`... The word `"tab"` and
+   * the two characters `\t` (as an environment variable holds them) also mean a tab.
+   * @default ","
+   */
+  delimiter?: string;
+  /** @deprecated The old name of {@linkcode CsvOptions.delimiter}. */
   separator?: string;
+  /**
+   * The quote character, or `null` for a file whose fields are never quoted (a quote is then
+   * data like any other character).
+   * @default '"'
+   */
+  quote?: string | null;
 }
 
-const QUOTE = 0x22, CR = 0x0d, LF = 0x0a;
+const CR = 0x0d, LF = 0x0a;
 
 /**
- * The records of CSV text, lazily. Throws `SyntaxError` ("line N: ...") on malformed input.
+ * The delimiter of `options`, checked: one character other than the quote and line breaks
+ * (`"tab"` and `\t` spelled out mean a tab). A `RangeError` otherwise.
  *
  * @example
  * ```ts
- * import { parseCsvRecords } from "./csv.ts";
- * const records = [...parseCsvRecords('a,b\r\n"x, ""y""",2\n')];
- * if (records[1]!.fields[0] !== 'x, "y"' || records[1]!.line !== 2) throw new Error();
+ * import { csvDelimiter } from "./csv.ts";
+ * if (csvDelimiter({ delimiter: "tab" }) !== "\t" || csvDelimiter({}) !== ",") throw new Error();
  * ```
  */
-export function* parseCsvRecords(text: string, options: CsvOptions = {}): Generator<CsvRecord> {
-  const separator = options.separator ?? ",";
-  if (separator.length !== 1 || separator === '"' || separator === "\n" || separator === "\r") {
-    throw new RangeError(`CSV separator must be one character other than quote and line breaks`);
+export function csvDelimiter(options: CsvOptions = {}): string {
+  const given = options.delimiter ?? options.separator ?? ",";
+  const delimiter = /^(tab|\\t)$/i.test(given) ? "\t" : given;
+  const quote = options.quote === undefined ? '"' : options.quote;
+  if (quote !== null && (quote.length !== 1 || quote === "\n" || quote === "\r")) {
+    throw new RangeError(
+      `The CSV quote must be one character other than a line break, or null, got ${
+        JSON.stringify(quote)
+      }`,
+    );
   }
-  const SEP = separator.charCodeAt(0);
+  if (delimiter.length !== 1 || delimiter === quote || delimiter === "\n" || delimiter === "\r") {
+    throw new RangeError(
+      `The CSV delimiter must be one character other than the quote and line breaks ` +
+        `(",", ";", "|" or "tab"), got ${JSON.stringify(given)}`,
+    );
+  }
+  return delimiter;
+}
+
+export function* parseCsvRecords(text: string, options: CsvOptions = {}): Generator<CsvRecord> {
+  const SEP = csvDelimiter(options).charCodeAt(0);
+  const q = options.quote === undefined ? '"' : options.quote;
+  const QUOTE = q === null ? -1 : q.charCodeAt(0); // -1: never quoted
   const n = text.length;
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   let line = 1;
@@ -60,10 +90,10 @@ export function* parseCsvRecords(text: string, options: CsvOptions = {}): Genera
         let value = "";
         i++;
         for (;;) {
-          const close = text.indexOf('"', i);
+          const close = text.indexOf(q!, i);
           if (close < 0) {
             throw new SyntaxError(
-              `line ${fieldLine}: quoted field is never closed (missing '"' before the end of the file)`,
+              `line ${fieldLine}: quoted field is never closed (missing '${q}' before the end of the file)`,
             );
           }
           for (let k = text.indexOf("\n", i); k >= 0 && k < close; k = text.indexOf("\n", k + 1)) {
@@ -71,7 +101,7 @@ export function* parseCsvRecords(text: string, options: CsvOptions = {}): Genera
           }
           value += text.slice(i, close);
           if (text.charCodeAt(close + 1) === QUOTE) {
-            value += '"';
+            value += q;
             i = close + 2;
           } else {
             i = close + 1;
@@ -83,7 +113,7 @@ export function* parseCsvRecords(text: string, options: CsvOptions = {}): Genera
         if (i < n && c !== SEP && c !== CR && c !== LF) {
           throw new SyntaxError(
             `line ${line}: unexpected ${JSON.stringify(text[i])} after a closing quote ` +
-              `(a quote inside a quoted field is written "")`,
+              `(a quote inside a quoted field is written ${q}${q})`,
           );
         }
       } else {
@@ -93,8 +123,8 @@ export function* parseCsvRecords(text: string, options: CsvOptions = {}): Genera
           if (c === SEP || c === LF || c === CR) break;
           if (c === QUOTE) {
             throw new SyntaxError(
-              `line ${line}: '"' inside an unquoted field (RFC 4180: quote the whole field ` +
-                `and double each quote inside it, as in "5"" disk")`,
+              `line ${line}: '${q}' inside an unquoted field (RFC 4180: quote the whole field ` +
+                `and double each quote inside it, as in ${q}5${q}${q} disk${q})`,
             );
           }
           i++;
@@ -241,14 +271,63 @@ function headerIndex(header: readonly string[]): HeaderIndex {
   return found;
 }
 
-/** Options of {@linkcode parseCsvRows}. */
-export interface CsvRowsOptions extends CsvOptions {}
+/** Options of {@linkcode parseCsvRows} and `FileItem.csvRows()`: the dialect, and the header. */
+export interface CsvRowsOptions extends CsvOptions {
+  /**
+   * The field names, for a file that has no header row: every record is then a data row (the
+   * first is line 1). Names must be distinct.
+   * @default undefined (the first record is the header)
+   */
+  header?: readonly string[];
+  /**
+   * Called with a warning about the file, such as a header that looks delimited by another
+   * character. @default inside a component, the warning goes to the round's summary (the app
+   * logs it with the file's path); elsewhere it is dropped
+   */
+  onWarning?: (message: string) => void;
+}
+
+/** Delimiters a one-column header is checked against, with their names for messages. */
+const LIKELY_DELIMITERS: ReadonlyArray<[string, string]> = [
+  [";", '";"'],
+  ["\t", "tab"],
+  ["|", '"|"'],
+  [",", '","'],
+];
 
 /**
- * The data rows of a CSV file under its header row, as {@linkcode CsvRow}s. Errors are
- * `StatecastError`s that name `path` and the line (a header that names a field twice is one).
- * While a component runs, each row tells the engine its line, so a duplicate key is reported
- * with both lines.
+ * When a header read with `delimiter` is one field that another delimiter would split into
+ * several, a warning naming that delimiter; else undefined.
+ *
+ * @example
+ * ```ts
+ * import { delimiterWarning } from "./csv.ts";
+ * if (!delimiterWarning(["id;name;qty"], ",")?.includes('delimited by ";"')) throw new Error();
+ * if (delimiterWarning(["id", "name"], ",") !== undefined) throw new Error();
+ * ```
+ */
+export function delimiterWarning(header: readonly string[], delimiter: string): string | undefined {
+  if (header.length !== 1) return undefined;
+  let best: [string, string] | undefined, most = 1;
+  for (const candidate of LIKELY_DELIMITERS) {
+    if (candidate[0] === delimiter) continue;
+    const fields = header[0]!.split(candidate[0]).length;
+    if (fields > most) [best, most] = [candidate, fields];
+  }
+  if (best === undefined) return undefined;
+  const setting = best[0] === "\t" ? "tab" : best[0];
+  const shown = delimiter === "\t" ? "tab" : JSON.stringify(delimiter);
+  return `the header ${JSON.stringify(header[0])} is one column with the delimiter ${shown}, ` +
+    `but looks delimited by ${best[1]} (${most} columns): set CSV_DELIMITER=${setting} ` +
+    `(main.ts), or csvRows({ delimiter: ${JSON.stringify(best[0])} })`;
+}
+
+/**
+ * The data rows of a CSV file under its header row (or `options.header`), as
+ * {@linkcode CsvRow}s. Errors are `StatecastError`s that name `path` and the line (a header that
+ * names a field twice is one). While a component runs, each row tells the engine its line, so a
+ * duplicate key is reported with both lines. A header that is one column but looks delimited by
+ * `;`, a tab, `|` or `,` gives a warning that names that delimiter.
  *
  * @example
  * ```ts
@@ -257,6 +336,10 @@ export interface CsvRowsOptions extends CsvOptions {}
  * if (rows[0]!.get("sku") !== "A1" || rows[0]!.values[1] !== "Desk" || rows[0]!.line !== 2) {
  *   throw new Error();
  * }
+ * const semicolons = [...parseCsvRows("sku;name\nA1;Desk\n", "s.csv", { delimiter: ";" })];
+ * if (semicolons[0]!.get("name") !== "Desk") throw new Error();
+ * const headless = [...parseCsvRows("A1,Desk\n", "h.csv", { header: ["sku", "name"] })];
+ * if (headless[0]!.get("sku") !== "A1" || headless[0]!.line !== 1) throw new Error();
  * ```
  */
 export function* parseCsvRows(
@@ -264,20 +347,20 @@ export function* parseCsvRows(
   path: string,
   options: CsvRowsOptions = {},
 ): Generator<CsvRow> {
+  const delimiter = csvDelimiter(options);
   let header: readonly string[] | undefined;
+  if (options.header !== undefined) {
+    header = Object.freeze([...options.header]);
+    headerIndex(header); // distinct names, or a RangeError
+  }
   let lastLine = 1;
   try {
     for (const { fields, line } of parseCsvRecords(text, options)) {
       lastLine = line;
       if (header === undefined) {
-        const seen = new Set<string>();
-        for (const name of fields) {
-          if (seen.has(name)) {
-            throw new SyntaxError(`line ${line}: the header names the field "${name}" twice`);
-          }
-          seen.add(name);
-        }
-        header = Object.freeze(fields);
+        header = readHeader(fields, line);
+        const warning = delimiterWarning(header, delimiter);
+        if (warning !== undefined) (options.onWarning ?? warnSource)(warning);
         continue;
       }
       if (fields.length !== header.length) {
@@ -299,4 +382,16 @@ export function* parseCsvRows(
       { cause: error, path, line },
     );
   }
+}
+
+/** A header row's names, frozen; a name given twice is a `SyntaxError` naming the line. */
+function readHeader(fields: string[], line: number): readonly string[] {
+  const seen = new Set<string>();
+  for (const name of fields) {
+    if (seen.has(name)) {
+      throw new SyntaxError(`line ${line}: the header names the field "${name}" twice`);
+    }
+    seen.add(name);
+  }
+  return Object.freeze(fields);
 }

@@ -182,3 +182,44 @@ export function mountTopicTarget(
   scope.mountTarget(target as Target<never>);
   return Promise.resolve(target);
 }
+
+/**
+ * Splits a comma-separated broker list (`KAFKA_BOOTSTRAP_SERVERS`) into `host:port` addresses,
+ * checking each: an address without a port, or with one that is not a number from 1 to 65535,
+ * is a `TypeError` that says what to write instead (kafkajs would say only
+ * `Port should be >= 0 and < 65536. Received NaN.` when it connects). `name` is the setting the
+ * list came from, for that message.
+ *
+ * @example
+ * ```ts
+ * import { parseBrokers } from "./kafka_target.ts";
+ * const brokers = parseBrokers("kafka-1:9092, kafka-2:9092");
+ * if (brokers.join(" ") !== "kafka-1:9092 kafka-2:9092") throw new Error();
+ * try {
+ *   parseBrokers("127.0.0.1");
+ *   throw new Error("not reached");
+ * } catch (error) {
+ *   if (!(error as Error).message.includes('write host:port')) throw error;
+ * }
+ * ```
+ */
+export function parseBrokers(list: string, name = "KAFKA_BOOTSTRAP_SERVERS"): string[] {
+  const brokers = list.split(",").map((broker) => broker.trim()).filter((b) => b !== "");
+  if (brokers.length === 0) {
+    throw new TypeError(`${name} is empty: write host:port, e.g. ${name}=localhost:9092`);
+  }
+  for (const broker of brokers) {
+    const match = /^(\[[0-9A-Fa-f:.]+\]|[^:\s\[\]]+):(\d+)$/.exec(broker);
+    const port = match === null ? NaN : Number(match[2]);
+    if (match !== null && port >= 1 && port <= 65535) continue;
+    const host = /^(\[[^\]]*\]|[^:]*)/.exec(broker)![1] || "localhost";
+    const what = broker.includes(":") && !broker.startsWith("[") || /\]:/.test(broker)
+      ? `"${broker}" does not end in a port from 1 to 65535`
+      : `"${broker}" has no port`;
+    throw new TypeError(
+      `${name}=${list}: ${what}; write host:port, e.g. ${name}=${host}:9092 (comma-separated for ` +
+        "several brokers)",
+    );
+  }
+  return brokers;
+}

@@ -5,7 +5,7 @@
  * @module
  */
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
+import { join, relative, resolve, sep } from "node:path";
 import picomatch from "picomatch";
 import { type CsvRow, type CsvRowsOptions, parseCsvRows } from "./csv.ts";
 import type { SourceItem } from "./engine.ts";
@@ -43,6 +43,12 @@ export interface WalkDirOptions {
   settleMs?: number;
   /** Longest a file that keeps changing is held (ms); it then goes through with a warning. @default 60000 */
   settleMaxMs?: number;
+  /**
+   * Where `root` came from, for the error when it does not exist: the name of the environment
+   * variable the job reads it from (`"DATA_DIR"` in main.ts), so the message says what to set.
+   * @default undefined (the message says to create the folder or name another)
+   */
+  rootFrom?: string;
 }
 
 /**
@@ -182,6 +188,7 @@ export class DirSource implements AsyncIterable<FileItem> {
   readonly settleMaxMs: number;
   readonly #include: (path: string) => boolean;
   readonly #exclude: (path: string) => boolean;
+  readonly #rootFrom: string | undefined;
   /** Warnings not yet taken, and every warning given (each is given once). */
   #warnings: string[] = [];
   readonly #warned = new Set<string>();
@@ -195,9 +202,21 @@ export class DirSource implements AsyncIterable<FileItem> {
     this.followExternalSymlinks = options.followExternalSymlinks ?? false;
     this.settleMs = options.settleMs ?? 1_000;
     this.settleMaxMs = options.settleMaxMs ?? 60_000;
+    this.#rootFrom = options.rootFrom;
     this.#include = picomatch(options.include ?? ["**"], { dot: false });
     const exclude = options.exclude ?? [];
     this.#exclude = exclude.length === 0 ? () => false : picomatch(exclude, { dot: true });
+  }
+
+  /** The error for a root that does not exist: which folder that is, and what to do. */
+  #missingRoot(): string {
+    const absolute = resolve(this.root);
+    const where = absolute === this.root ? "" : ` (${absolute})`;
+    const fix = this.#rootFrom === undefined
+      ? "create it, or name an existing folder"
+      : `create it, or set ${this.#rootFrom} to your folder (${this.#rootFrom}=path/to/folder ` +
+        "in the environment or in .env)";
+    return `Cannot read the source folder "${this.root}"${where}: it does not exist; ${fix}`;
   }
 
   /** Whether a relative POSIX path is an item of this source. */
@@ -281,9 +300,7 @@ export class DirSource implements AsyncIterable<FileItem> {
       if (!s.isDirectory()) throw new StatecastError(`"${this.root}" is not a directory`);
     } catch (cause) {
       if (cause instanceof StatecastError) throw cause;
-      throw new StatecastError(`Cannot read the source folder "${this.root}": it does not exist`, {
-        cause,
-      });
+      throw new StatecastError(this.#missingRoot(), { cause });
     }
     const paths: string[] = [];
     /** Paths that are symbolic links: the only ones that can lead outside the root. */

@@ -93,6 +93,8 @@ export interface RoundSummary {
   refused?: RefusedDeletes;
   /** Items held as not ready (an empty file): neither run nor retracted; tried again later. */
   held: Array<{ path: string; reason: string }>;
+  /** Warnings about items that ran (a CSV header that looks delimited by another character). */
+  warnings: Array<{ path: string; message: string }>;
   elapsedMs: number;
 }
 

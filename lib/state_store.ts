@@ -127,6 +127,24 @@ export interface StateStoreOptions {
   authToken?: string;
 }
 
+/**
+ * Why `url` cannot name a state store, in words that say what to write instead, or undefined
+ * when it can: a store is a URL (`file:path`, `libsql://...`, `http(s)://...`) or `:memory:`,
+ * and a bare path such as `state.db` is the usual slip.
+ *
+ * @example
+ * ```ts
+ * import { stateUrlProblem } from "./state_store.ts";
+ * if (stateUrlProblem("file:state.db") !== undefined) throw new Error();
+ * if (!stateUrlProblem("state.db")?.includes('write "file:state.db"')) throw new Error();
+ * ```
+ */
+export function stateUrlProblem(url: string): string | undefined {
+  if (url === ":memory:" || /^[A-Za-z][A-Za-z0-9+.-]*:/.test(url)) return undefined;
+  return `the state store "${redactSecrets(url)}" is not a URL; for a local file write ` +
+    `"file:${redactSecrets(url)}"`;
+}
+
 /** The libSQL state store. `await using` closes it. */
 export class StateStore implements AsyncDisposable {
   readonly #client: Client;
@@ -145,6 +163,8 @@ export class StateStore implements AsyncDisposable {
    * directory), `:memory:`, `libsql://...`, `http(s)://...`.
    */
   static async open(url: string, options: StateStoreOptions = {}): Promise<StateStore> {
+    const problem = stateUrlProblem(url);
+    if (problem !== undefined) throw new TypeError(problem);
     let clientUrl = url;
     if (url.startsWith("file:")) {
       const path = resolve(url.slice("file:".length));

@@ -106,3 +106,18 @@ export function setSourceLine(line: number): void {
   const collector = activeCollector();
   if (collector !== undefined) collector.line = line;
 }
+
+/**
+ * Tells the running component's round a warning about its source (a CSV header that looks
+ * delimited by another character): the round's summary lists it with the component's path and
+ * the app logs it. Outside a component it does nothing.
+ *
+ * @example
+ * ```ts
+ * import { warnSource } from "./target.ts";
+ * warnSource("looks odd"); // no component is running: nothing happens
+ * ```
+ */
+export function warnSource(message: string): void {
+  activeCollector()?.warnings.push(message);
+}

@@ -1,6 +1,8 @@
 /**
- * Build-only entry point for the single binary (`scripts/build-binary`, which runs
- * `bun build --compile` on this file). Not used by `deno run` or `bun main.ts`.
+ * Build-only entry point for the single binary: `scripts/build-binary [ENTRY]` copies it next to
+ * ENTRY (default main.ts), pointing its last line at ENTRY, and runs `bun build --compile` on the
+ * copy, so the addon and libsql resolve from ENTRY's node_modules. Not used by `deno run` or
+ * `bun main.ts`.
  *
  * `bun build --compile` embeds a native addon only when the code imports it by a static path.
  * `@libsql/client` loads the `libsql` package, whose `index.js` picks its addon at run time:
@@ -39,4 +41,6 @@ Bun.plugin({
 
 // A dynamic import, so that main.ts (and libsql with it) is evaluated only after the plugin is
 // registered; static imports would be evaluated first. The bundler still embeds main.ts.
+// scripts/build-binary copies this file next to the entry it builds and replaces the path on the
+// next line (keep it the only line that starts with `await import(`).
 await import("../main.ts");

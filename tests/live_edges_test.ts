@@ -156,6 +156,7 @@ class ScriptedEngine extends Engine {
       changes: [],
       committed: true,
       held: [],
+      warnings: [],
       elapsedMs: 0,
       ...this.answer(paths),
     });
