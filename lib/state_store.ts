@@ -242,20 +242,26 @@ export class StateStore implements AsyncDisposable {
 
   /** The memo rows of `app`: one row per file, cheap. */
   async loadComponents(app: string): Promise<Map<string, ComponentRow>> {
+    // One JSON text instead of a result row per file: 100,000 rows through the client's row
+    // objects took 0.9 s. Reals go as 17-digit text, so every mtime compares exactly.
     const rs = await this.#client.execute({
-      sql: "SELECT component, size, mtime_ms, content_fp, logic_fp, recorded_at_ms, id " +
+      sql: "SELECT json_group_array(json_array(component, size, printf('%!.17g', mtime_ms), " +
+        "content_fp, logic_fp, printf('%!.17g', recorded_at_ms), id)) " +
         "FROM statecast_components WHERE app = ?",
       args: [app],
     });
+    const rows = JSON.parse(String(rs.rows[0]?.[0] ?? "[]")) as Array<
+      [string, number, string, string, string, string, number]
+    >;
     const components = new Map<string, ComponentRow>();
-    for (const row of rs.rows) {
-      components.set(String(row[0]), {
-        size: Number(row[1]),
-        mtimeMs: Number(row[2]),
-        contentFingerprint: String(row[3]),
-        logicFingerprint: String(row[4]),
-        recordedAtMs: Number(row[5]),
-        id: Number(row[6]),
+    for (const [component, size, mtime, content, logic, recorded, id] of rows) {
+      components.set(component, {
+        size,
+        mtimeMs: Number(mtime),
+        contentFingerprint: content,
+        logicFingerprint: logic,
+        recordedAtMs: Number(recorded),
+        id,
       });
     }
     return components;

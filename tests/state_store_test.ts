@@ -17,7 +17,7 @@ Deno.test("StateStore round-trips a commit: memo rows and key fingerprints, per 
       await store.commit("app", {
         components: new Map([["a.csv", {
           size: 10,
-          mtimeMs: 1.5,
+          mtimeMs: 1764130123456.7893,
           contentFingerprint: "00000000000000ff",
           logicFingerprint: "ffffffffffffffff",
           recordedAtMs: 2,
@@ -34,7 +34,11 @@ Deno.test("StateStore round-trips a commit: memo rows and key fingerprints, per 
     await using store = await StateStore.open(url);
     const state = await store.load("app");
     assert.equal(state.components.get("a.csv")?.logicFingerprint, "ffffffffffffffff");
-    assert.equal(state.components.get("a.csv")?.mtimeMs, 1.5);
+    assert.equal(
+      state.components.get("a.csv")?.mtimeMs,
+      1764130123456.7893,
+      "exact, or every stat differs",
+    );
     assert.deepEqual([...state.declarations.get("t")!.get("a.csv")!], [
       ["k", "8000000000000000"],
       ["\uD800\u00ff", "0000000000000001"],
