@@ -28,6 +28,8 @@ import { errorMessage, redactSecrets } from "./errors.ts";
 import { fingerprint, initFingerprints } from "./fingerprint.ts";
 import type { DirSource, FileItem } from "./localfs.ts";
 import { runLive } from "./live.ts";
+import { serveMetrics } from "./metrics.ts";
+import { Monitor } from "./_monitor.ts";
 import { describeHolder, RunLock } from "./run_lock.ts";
 import { StateStore } from "./state_store.ts";
 
@@ -99,6 +101,15 @@ export interface RunOptions {
   logFormat?: "text" | "json";
   /** Stops a live run. */
   signal?: AbortSignal;
+  /**
+   * Serve `/metrics` (Prometheus text format) and `/healthz` on this port while the run lasts;
+   * 0 picks a free port. @default undefined (no server)
+   */
+  metricsPort?: number;
+  /** The address the metrics server binds. @default "127.0.0.1" (this machine only) */
+  metricsHost?: string;
+  /** Called once the metrics server listens, with its port. */
+  onMetricsServer?: (address: { hostname: string; port: number }) => void;
 }
 
 /** What {@linkcode App.run} did. */
@@ -267,15 +278,25 @@ export class App {
     await initFingerprints();
     const url = options.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
     await using store = await StateStore.open(url);
+    let running: Engine | undefined; // for the metrics, once made
+    const monitor = options.metricsPort === undefined ? undefined : new Monitor({
+      files: () => running?.componentCount() ?? 0,
+      inDoubt: () => running?.inDoubtCount() ?? 0,
+      keys: () => store.targets(this.name),
+    });
+    await using _server = await this.#serveMetrics(monitor, options, log);
     // One writer per store and app; a dry run only reads.
     await using _lock = options.dryRun ? undefined : await RunLock.acquire(store, this.name, {
-      onLost: () => log.error("the state store's lock was taken over by another run"),
+      onLost: () => {
+        monitor?.lockLost();
+        log.error("the state store's lock was taken over by another run");
+      },
     });
     const context = new Context();
     const cleanup = await this.#lifespan?.(context);
     const result: RunResult = { exitCode: 0, summaries: [] };
     try {
-      const engine = new Engine(store, this.name);
+      const engine = running = new Engine(store, this.name);
       this.#mounts = [];
       const main = this.#main;
       await withMountScope(
@@ -303,6 +324,7 @@ export class App {
         onProgress: progressBar(!options.quiet && stderrIsTerminal()),
       });
       result.summaries.push(summary);
+      monitor?.round(summary);
       if (!this.#report(summary, log, options.dryRun ?? false)) result.exitCode = 1;
       if (options.live && !mount.source.live) {
         log.warn(
@@ -310,14 +332,22 @@ export class App {
         );
       }
       if (options.live && mount.source.live && !options.dryRun && !options.signal?.aborted) {
+        options.signal?.addEventListener("abort", () => monitor?.stopping(), { once: true });
         await runLive(engine, mount.fn, mount.source, {
-          onError: (error) => log.error(`live round failed, retrying: ${errorMessage(error)}`),
+          onError: (error) => {
+            monitor?.roundError(error);
+            log.error(`live round failed, retrying: ${errorMessage(error)}`);
+          },
           onWarning: (message) => log.warn(message),
+          onEvents: (count) => monitor?.events(count),
+          onRetry: () => monitor?.retry(),
+          onWatching: (watching, reason) => monitor?.watching(watching, reason),
           signal: options.signal ?? new AbortController().signal,
           maxDeleteShare,
           onReady: () => log.info(`${this.name}: watching "${mount.source.root}" (Ctrl-C to stop)`),
-          onRound: (summary, changed) => {
+          onRound: (summary, changed, looked) => {
             for (const warning of mount.source.takeWarnings()) log.warn(warning);
+            monitor?.round(summary, looked);
             result.summaries.push(summary);
             this.#reportLive(summary, changed, log);
           },
@@ -328,6 +358,23 @@ export class App {
       if (typeof cleanup === "function") await cleanup();
     }
     return result;
+  }
+
+  /** Starts the metrics server when asked to (`metricsPort`); undefined otherwise. */
+  async #serveMetrics(monitor: Monitor | undefined, options: RunOptions, log: Log) {
+    if (monitor === undefined || options.metricsPort === undefined) return undefined;
+    const server = await serveMetrics({
+      port: options.metricsPort,
+      ...(options.metricsHost === undefined ? {} : { hostname: options.metricsHost }),
+      registry: monitor.registry,
+      health: () => monitor.health(),
+    });
+    log.info(
+      `${this.name}: metrics on http://${server.hostname}:${server.port}/metrics and /healthz`,
+      { port: server.port, hostname: server.hostname },
+    );
+    options.onMetricsServer?.({ hostname: server.hostname, port: server.port });
+    return server;
   }
 
   /** Logs a round; false when something failed. */
@@ -442,8 +489,17 @@ export class App {
         print(`${this.name}: state forgotten; the next run re-sends every row`);
         return exit(0);
       }
+      const metrics = metricsOptions(
+        values["metrics-port"] ?? process.env.METRICS_PORT,
+        values["metrics-host"] ?? process.env.METRICS_HOST,
+      );
+      if (typeof metrics === "string") {
+        print(`error: ${metrics}\nRun with --help for usage.`);
+        return exit(2);
+      }
       const stop = stopOnSignals();
       const result = await this.run({
+        ...metrics,
         live: values.live ?? false,
         dryRun: values["dry-run"] ?? false,
         allowDeletes: values["allow-deletes"] ?? false,
@@ -477,6 +533,8 @@ function parseCommandLine(argv: string[], name: string) {
         "env-file": { type: "string" },
         quiet: { type: "boolean", short: "q" },
         "log-format": { type: "string" },
+        "metrics-port": { type: "string" },
+        "metrics-host": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -505,6 +563,21 @@ function parseCommandLine(argv: string[], name: string) {
     return 2;
   }
   return { values, command, logFormat } as const;
+}
+
+/** `--metrics-port` / `METRICS_PORT` and `--metrics-host` / `METRICS_HOST`, or what is wrong. */
+function metricsOptions(
+  port: string | undefined,
+  host: string | undefined,
+): { metricsPort?: number; metricsHost?: string } | string {
+  if (port === undefined || port === "") {
+    return host ? "--metrics-host (METRICS_HOST) needs --metrics-port (METRICS_PORT)" : {};
+  }
+  const n = Number(port);
+  if (!/^\d+$/.test(port) || n > 65535) {
+    return `--metrics-port (METRICS_PORT) must be a port number from 0 to 65535, got "${port}"`;
+  }
+  return host ? { metricsPort: n, metricsHost: host } : { metricsPort: n };
 }
 
 /**
@@ -546,6 +619,11 @@ Options:
       --env-file F   Load variables from F (default: .env if present; never overrides)
   -q, --quiet        Print only errors
       --log-format F text (default) or json
+      --metrics-port N
+                     Serve /metrics (Prometheus) and /healthz on 127.0.0.1:N while running
+                     (default: $METRICS_PORT; none when unset)
+      --metrics-host H
+                     Bind the metrics server to H instead (default: $METRICS_HOST or 127.0.0.1)
   -h, --help         Show this help
   -V, --version      Show the version
 
