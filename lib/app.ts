@@ -24,7 +24,7 @@ import {
 } from "./engine.ts";
 import { keyId, showKey } from "./key_id.ts";
 import { DEFAULT_MAX_DELETE_SHARE } from "./reconcile.ts";
-import { errorMessage, redactSecrets } from "./errors.ts";
+import { errorMessage, redactSecrets, StatecastError } from "./errors.ts";
 import { fingerprint, initFingerprints } from "./fingerprint.ts";
 import type { DirSource, FileItem } from "./localfs.ts";
 import { runLive } from "./live.ts";
@@ -97,6 +97,8 @@ export interface RunOptions {
   allowDeletes?: boolean;
   /** Print only errors. @default false */
   quiet?: boolean;
+  /** Log one line per change sent (target, kind, key). @default false */
+  verbose?: boolean;
   /** Log lines as text or JSON objects. @default "text" */
   logFormat?: "text" | "json";
   /** Stops a live run. */
@@ -133,18 +135,42 @@ class Log {
   constructor(readonly quiet: boolean, readonly json: boolean) {}
 
   info(message: string, fields: Record<string, unknown> = {}): void {
-    if (this.quiet) return;
-    print(this.json ? JSON.stringify({ level: "info", message, ...fields }) : message);
+    if (!this.quiet) this.#emit("info", message, fields);
   }
 
   error(message: string, fields: Record<string, unknown> = {}): void {
-    print(this.json ? JSON.stringify({ level: "error", message, ...fields }) : `error: ${message}`);
+    this.#emit("error", message, fields);
   }
 
-  warn(message: string): void {
-    if (this.quiet) return;
-    print(this.json ? JSON.stringify({ level: "warn", message }) : `warning: ${message}`);
+  warn(message: string, fields: Record<string, unknown> = {}): void {
+    if (!this.quiet) this.#emit("warn", message, fields);
   }
+
+  /** A JSON line carries `ts`, `level`, `msg` and the fields (`path`, `line` where known). */
+  #emit(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void {
+    if (this.json) {
+      print(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields }));
+    } else print(level === "info" ? msg : `${level === "warn" ? "warning" : "error"}: ${msg}`);
+  }
+}
+
+/** Where an error happened, when it says: `{ path, line }` for a log line's fields. */
+function whereFields(error: unknown, path?: string): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  const at = error instanceof StatecastError ? error : undefined;
+  if ((path ?? at?.path) !== undefined) fields.path = path ?? at?.path;
+  if (at?.line !== undefined) fields.line = at.line;
+  return fields;
+}
+
+/** One line per change for `--verbose`: target, kind, key (never the value). */
+function logChange(log: Log, change: PlannedChange): void {
+  const key = showKey(keyId(change.key));
+  log.info(`${change.kind} ${change.target} ${key}`, {
+    target: change.target,
+    kind: change.kind,
+    key,
+  });
 }
 
 /** One line on stderr, secrets redacted. */
@@ -156,6 +182,28 @@ function showData(data: unknown): string {
   if (typeof data === "string") return data;
   if (data instanceof Uint8Array) return `<${data.length} bytes>`;
   return JSON.stringify(data);
+}
+
+/**
+ * What a round sent: its upserts and deletes, or "sent nothing" when a target failed before
+ * anything of it was committed (the counts are of what was acknowledged and committed).
+ */
+function sent(summary: RoundSummary): string {
+  if (summary.applyError !== undefined && summary.upserts === 0 && summary.deletes === 0) {
+    return "sent nothing";
+  }
+  return `${summary.upserts} upserts, ${summary.deletes} deletes`;
+}
+
+/** Why a round was not committed in full, in parentheses; "" when it was. */
+function outcomeNote(summary: RoundSummary): string {
+  if (summary.applyError !== undefined) {
+    return summary.upserts + summary.deletes === 0
+      ? " (the target failed: nothing committed)"
+      : " (the target failed: the rest was not committed)";
+  }
+  if (summary.refused !== undefined) return " (deletes held back)";
+  return summary.committed ? "" : " (not committed)";
 }
 
 /** One line per planned change, for `--dry-run`. */
@@ -311,6 +359,7 @@ export class App {
             "forgotten (nothing is sent to it), and every file runs again for the mounted targets",
         );
       }
+      const scanStarted = performance.now();
       const { items, unreadable } = await mount.source.scanTree();
       for (const warning of mount.source.takeWarnings()) log.warn(warning);
       const maxDeleteShare = options.allowDeletes ? Infinity : this.#maxDeleteShare;
@@ -320,12 +369,14 @@ export class App {
         onChunk: releaseMemory,
         maxDeleteShare,
         dryRun: options.dryRun ?? false,
-        keepChanges: options.dryRun ?? false,
+        keepChanges: (options.dryRun || options.verbose) ?? false,
         onProgress: progressBar(!options.quiet && stderrIsTerminal()),
       });
+      // The summary's time includes the scan (with many small files, most of the time).
+      summary.elapsedMs = performance.now() - scanStarted;
       result.summaries.push(summary);
       monitor?.round(summary);
-      if (!this.#report(summary, log, options.dryRun ?? false)) result.exitCode = 1;
+      if (!this.#report(summary, log, options)) result.exitCode = 1;
       if (options.live && !mount.source.live) {
         log.warn(
           `--live: the source "${mount.source.root}" was made with live: false; not watching`,
@@ -344,6 +395,7 @@ export class App {
           onWatching: (watching, reason) => monitor?.watching(watching, reason),
           signal: options.signal ?? new AbortController().signal,
           maxDeleteShare,
+          keepChanges: options.verbose ?? false,
           onReady: () => log.info(`${this.name}: watching "${mount.source.root}" (Ctrl-C to stop)`),
           onRound: (summary, changed, looked) => {
             for (const warning of mount.source.takeWarnings()) log.warn(warning);
@@ -357,7 +409,23 @@ export class App {
       this.#mounts = undefined;
       if (typeof cleanup === "function") await cleanup();
     }
+    if (options.live && options.signal?.aborted) this.#reportStop(result, options.signal, log);
     return result;
+  }
+
+  /** The last line of a live run that was asked to stop: what it did since it started. */
+  #reportStop(result: RunResult, signal: AbortSignal, log: Log): void {
+    const why = typeof signal.reason === "string" ? signal.reason : "asked to stop";
+    let upserts = 0, deletes = 0;
+    for (const s of result.summaries) {
+      upserts += s.upserts;
+      deletes += s.deletes;
+    }
+    log.info(
+      `${this.name}: stopped (${why}) after ${result.summaries.length} rounds: ${upserts} ` +
+        `upserts, ${deletes} deletes since the start; nothing is in flight`,
+      { app: this.name, stopped: why, rounds: result.summaries.length, upserts, deletes },
+    );
   }
 
   /** Starts the metrics server when asked to (`metricsPort`); undefined otherwise. */
@@ -378,23 +446,30 @@ export class App {
   }
 
   /** Logs a round; false when something failed. */
-  #report(summary: RoundSummary, log: Log, dryRun: boolean): boolean {
-    for (const change of summary.changes) console.log(formatChange(change));
+  #report(summary: RoundSummary, log: Log, options: RunOptions): boolean {
+    const dryRun = options.dryRun ?? false;
+    for (const change of summary.changes) {
+      if (dryRun) console.log(formatChange(change));
+      else logChange(log, change);
+    }
     this.#reportProblems(summary, log, "nothing was committed");
     const seconds = (summary.elapsedMs / 1000).toFixed(2);
-    const line = `${summary.scanned} files scanned, ${summary.unchanged} unchanged, ` +
-      `${summary.failed.length} failed; ${summary.upserts} upserts, ${summary.deletes} deletes, ` +
-      `${summary.unchangedKeys} unchanged rows; ${seconds} s` +
-      (dryRun ? " (dry run: nothing sent)" : summary.committed ? "" : " (not committed)");
+    const files = summary.scanned - summary.gone;
+    const line = `${files} files scanned, ${summary.unchanged} unchanged, ` +
+      `${summary.failed.length} failed${summary.gone > 0 ? `, ${summary.gone} gone` : ""}; ` +
+      `${sent(summary)}, ${summary.unchangedKeys} unchanged rows; ${seconds} s` +
+      (dryRun ? " (dry run: nothing sent)" : outcomeNote(summary));
     log.info(`${this.name}: ${line}`, {
       app: this.name,
-      files: summary.scanned,
+      files,
+      goneFiles: summary.gone,
       unchangedFiles: summary.unchanged,
       failedFiles: summary.failed.length,
       upserts: summary.upserts,
       deletes: summary.deletes,
       unchangedRows: summary.unchangedKeys,
       ms: Math.round(summary.elapsedMs),
+      committed: summary.committed,
       dryRun,
     });
     return summary.failed.length === 0 && summary.applyError === undefined &&
@@ -406,30 +481,39 @@ export class App {
     for (const conflict of summary.conflicts) log.warn(conflict);
     for (const { path, error } of summary.failed) {
       const message = errorMessage(error);
-      log.error(message.includes(`"${path}"`) ? message : `"${path}": ${message}`, { path });
+      log.error(
+        message.includes(`"${path}"`) ? message : `"${path}": ${message}`,
+        whereFields(error, path),
+      );
     }
-    for (const { path, reason } of summary.held) log.warn(`"${path}": ${reason}`);
+    for (const { path, reason } of summary.held) log.warn(`"${path}": ${reason}`, { path });
     if (summary.applyError !== undefined) {
       log.error(`${notCommitted}: ${errorMessage(summary.applyError)}`);
     }
     const refused = summary.refused;
     if (refused !== undefined) {
+      const what = summary.upserts > 0
+        ? `no delete was sent (the ${summary.upserts} upserts were)`
+        : summary.scanned === summary.gone
+        ? "nothing was sent or committed"
+        : "nothing was sent";
       log.error(
         `refused to delete ${refused.deletes} of the ${refused.keys} keys of ` +
-          `"${refused.target}": ${refused.reason}; nothing was sent or committed. If the ` +
+          `"${refused.target}": ${refused.reason}; ${what}. If the ` +
           "deletes are meant, run again with --allow-deletes (or raise the app's maxDeleteShare)",
         { target: refused.target, deletes: refused.deletes, keys: refused.keys },
       );
     }
   }
 
-  /** One log line per live round, plus its failures and conflicts. */
+  /** One log line per live round (and one per change with `--verbose`), plus its problems. */
   #reportLive(summary: RoundSummary, changed: number, log: Log): void {
+    for (const change of summary.changes) logChange(log, change);
     this.#reportProblems(summary, log, "nothing was committed, retrying");
     const ms = Math.round(summary.elapsedMs);
     log.info(
-      `${this.name}: live: ${changed} files changed, ${summary.upserts} upserts, ` +
-        `${summary.deletes} deletes, ${ms} ms${summary.committed ? "" : " (not committed)"}`,
+      `${this.name}: live: ${changed} files changed, ${sent(summary)}, ${ms} ms` +
+        outcomeNote(summary),
       {
         app: this.name,
         live: true,
@@ -497,7 +581,7 @@ export class App {
         print(`error: ${metrics}\nRun with --help for usage.`);
         return exit(2);
       }
-      const stop = stopOnSignals();
+      const stop = stopOnSignals(this.name, new Log(false, logFormat === "json"));
       const result = await this.run({
         ...metrics,
         live: values.live ?? false,
@@ -505,6 +589,7 @@ export class App {
         allowDeletes: values["allow-deletes"] ?? false,
         state,
         quiet: values.quiet ?? false,
+        verbose: values.verbose ?? false,
         logFormat,
         signal: stop.signal,
       });
@@ -532,6 +617,7 @@ function parseCommandLine(argv: string[], name: string) {
         state: { type: "string" },
         "env-file": { type: "string" },
         quiet: { type: "boolean", short: "q" },
+        verbose: { type: "boolean", short: "v" },
         "log-format": { type: "string" },
         "metrics-port": { type: "string" },
         "metrics-host": { type: "string" },
@@ -585,15 +671,27 @@ function metricsOptions(
  * before the broker acked it), disconnect, exit; if that takes too long, exit anyway: an
  * uncommitted round is simply sent again next time. Second SIGINT: exit now.
  */
-function stopOnSignals(): { signal: AbortSignal; code: () => number | undefined } {
+function stopOnSignals(
+  name: string,
+  log: Log,
+): { signal: AbortSignal; code: () => number | undefined } {
   const controller = new AbortController();
   let stopCode: number | undefined;
   onStopSignal((signal) => {
     const code = signal === "SIGINT" ? 130 : 143;
-    if (stopCode !== undefined) return exit(code);
+    if (stopCode !== undefined) {
+      log.warn(`${name}: ${signal} again: exiting now (an unfinished round is sent again)`);
+      return exit(code);
+    }
     stopCode = code;
-    controller.abort();
-    setTimeout(() => exit(code), STOP_DEADLINE_MS);
+    controller.abort(signal);
+    setTimeout(() => {
+      log.warn(
+        `${name}: stopping took longer than ${STOP_DEADLINE_MS} ms: exiting now (an ` +
+          "unfinished round is sent again next time)",
+      );
+      exit(code);
+    }, STOP_DEADLINE_MS);
   });
   return { signal: controller.signal, code: () => stopCode };
 }
@@ -618,6 +716,7 @@ Options:
       --state URL    State store (default: $STATECAST_STATE or ${DEFAULT_STATE_URL})
       --env-file F   Load variables from F (default: .env if present; never overrides)
   -q, --quiet        Print only errors
+  -v, --verbose      Also print one line per change sent: kind, target, key
       --log-format F text (default) or json
       --metrics-port N
                      Serve /metrics (Prometheus) and /healthz on 127.0.0.1:N while running

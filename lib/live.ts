@@ -47,6 +47,8 @@ export interface LiveOptions {
   onWarning?: (message: string) => void;
   /** The delete guard's share for every round (see `RoundOptions.maxDeleteShare`). */
   maxDeleteShare?: number;
+  /** Keep each round's changes in its summary (for `--verbose`). @default false */
+  keepChanges?: boolean;
   /** Called with the number of paths of each batch of file-system events (for metrics). */
   onEvents?: (count: number) => void;
   /** Called when a retry is scheduled: of a failed round, or of files that wait (for metrics). */
@@ -298,7 +300,7 @@ class LiveRun {
   #rootCheck: Promise<boolean> | undefined;
   #lastWatchError = "";
   /** Options every round gets: the delete guard's share, and memory released between chunks. */
-  readonly #guard: { maxDeleteShare?: number; onChunk: () => void };
+  readonly #guard: { maxDeleteShare?: number; onChunk: () => void; keepChanges: boolean };
 
   constructor(
     engine: Engine,
@@ -311,9 +313,10 @@ class LiveRun {
     this.#source = source;
     this.#options = options;
     this.#root = resolve(source.root);
+    const keepChanges = options.keepChanges ?? false;
     this.#guard = options.maxDeleteShare === undefined
-      ? { onChunk: releaseMemory }
-      : { maxDeleteShare: options.maxDeleteShare, onChunk: releaseMemory };
+      ? { onChunk: releaseMemory, keepChanges }
+      : { maxDeleteShare: options.maxDeleteShare, onChunk: releaseMemory, keepChanges };
     this.#settling = new Settling(engine, {
       settleMs: source.settleMs,
       settleMaxMs: source.settleMaxMs,
@@ -488,8 +491,11 @@ class LiveRun {
     this.#pending.clear();
     let summary: RoundSummary | undefined;
     let error: unknown;
+    const started = performance.now();
     try {
       summary = full ? await this.#fullRound() : await this.#partialRound(paths);
+      // The round's time includes finding what changed (stat, scan), not only reconciling it.
+      if (summary !== undefined) summary.elapsedMs = performance.now() - started;
     } catch (e) {
       error = e; // a folder that cannot be read, a store that is busy: try again later
       options.onError(e);

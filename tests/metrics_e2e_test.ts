@@ -127,6 +127,11 @@ Deno.test("main.ts --live --metrics-port: scraped while files are edited, broken
       return h.status === 503 ? h : undefined;
     });
     assert.match(down.body, /^unhealthy: \d+ rounds in a row failed .*\n$/);
+    assert.match(
+      job.log,
+      /live: 1 files changed, sent nothing, \d+ ms \(the target failed: nothing committed\)/,
+      "a round the broker did not take says it sent nothing",
+    );
     m = await scrape(base);
     assert.ok(value(m, "statecast_rounds_total", { outcome: "target_failed" }) >= 3);
     assert.ok(value(m, "statecast_retries_total") >= 3);

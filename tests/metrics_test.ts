@@ -10,6 +10,7 @@ import { parseExposition, sampleValue } from "./_prometheus.ts";
 function summary(over: Partial<RoundSummary> = {}): RoundSummary {
   return {
     scanned: 1,
+    gone: 0,
     unchanged: 0,
     processed: 1,
     failed: [],
