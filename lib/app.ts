@@ -29,9 +29,10 @@ import { fingerprint, initFingerprints } from "./fingerprint.ts";
 import type { DirSource, FileItem } from "./localfs.ts";
 import { runLive } from "./live.ts";
 import { serveMetrics } from "./metrics.ts";
-import { Monitor } from "./_monitor.ts";
+import { failureReason, Monitor } from "./_monitor.ts";
+import { formatStatus, statusReport } from "./_status.ts";
 import { describeHolder, RunLock } from "./run_lock.ts";
-import { StateStore } from "./state_store.ts";
+import { type FileFailure, StateStore } from "./state_store.ts";
 
 /** statecast's version. */
 export const VERSION = "0.1.0";
@@ -151,6 +152,40 @@ class Log {
     if (this.json) {
       print(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields }));
     } else print(level === "info" ? msg : `${level === "warn" ? "warning" : "error"}: ${msg}`);
+  }
+}
+
+/**
+ * Keeps the store's list of failing files up to date for `status`: the failures of the paths a
+ * round looked at are replaced by its own. A round whose target failed says nothing about files.
+ * A store that cannot be written now is a warning: the next round writes it again.
+ */
+async function recordFailures(
+  store: StateStore,
+  app: string,
+  summary: RoundSummary,
+  looked: (path: string) => boolean,
+  log: Log,
+): Promise<void> {
+  if (summary.applyError !== undefined) return;
+  try {
+    const forget = [...(await store.failures(app)).keys()].filter(looked);
+    const failures = summary.failed.map(({ path, error, blockedBy }): FileFailure => {
+      const line = error instanceof StatecastError ? error.line : undefined;
+      return {
+        path,
+        reason: failureReason({ path, error, ...(blockedBy === undefined ? {} : { blockedBy }) }),
+        message: redactSecrets(errorMessage(error)),
+        ...(line === undefined ? {} : { line }),
+        ...(blockedBy === undefined ? {} : { blockedBy }),
+        atMs: Date.now(),
+      };
+    });
+    if (forget.length + failures.length > 0) {
+      await store.recordFailures(app, { forget, failures });
+    }
+  } catch (error) {
+    log.warn(`could not record the failing files for status: ${errorMessage(error)}`);
   }
 }
 
@@ -376,6 +411,7 @@ export class App {
       summary.elapsedMs = performance.now() - scanStarted;
       result.summaries.push(summary);
       monitor?.round(summary);
+      if (!options.dryRun) await recordFailures(store, this.name, summary, () => true, log);
       if (!this.#report(summary, log, options)) result.exitCode = 1;
       if (options.live && !mount.source.live) {
         log.warn(
@@ -397,9 +433,10 @@ export class App {
           maxDeleteShare,
           keepChanges: options.verbose ?? false,
           onReady: () => log.info(`${this.name}: watching "${mount.source.root}" (Ctrl-C to stop)`),
-          onRound: (summary, changed, looked) => {
+          onRound: async (summary, changed, looked) => {
             for (const warning of mount.source.takeWarnings()) log.warn(warning);
             monitor?.round(summary, looked);
+            await recordFailures(store, this.name, summary, looked, log);
             result.summaries.push(summary);
             this.#reportLive(summary, changed, log);
           },
@@ -527,22 +564,30 @@ export class App {
     );
   }
 
-  /** Prints what the state store holds for this app. */
-  async status(url: string): Promise<void> {
+  /**
+   * Prints what the state store holds for this app: per target, keys and files; per file (all of
+   * them when `paths` names files or folders), keys, last run, memo and why it fails or waits.
+   * `json` prints the {@linkcode StatusReport} as one JSON object. Returns 1 when `paths` match
+   * no file, else 0.
+   */
+  async status(url: string, options: { paths?: string[]; json?: boolean } = {}): Promise<number> {
     await using store = await StateStore.open(url);
-    const components = await store.loadComponents(this.name);
-    const keyCounts = await store.fileKeyCounts(this.name);
-    const targets = await store.targets(this.name);
-    console.log(`app ${this.name}, state ${store.url}`);
+    const paths = options.paths ?? [];
+    const report = await statusReport(store, this.name, paths);
     const holder = await store.lockHolder(this.name);
-    console.log(holder === undefined ? "not running" : `running: ${describeHolder(holder)}`);
-    console.log(`${components.size} files`);
-    for (const t of targets) {
-      console.log(`target ${t.target}: ${t.keys} keys from ${t.components} files`);
+    if (options.json) console.log(JSON.stringify(report, null, 2));
+    else {
+      const text = formatStatus(report, {
+        detailed: paths.length > 0,
+        ...(holder === undefined ? {} : { holder: describeHolder(holder) }),
+      });
+      for (const line of text) console.log(line);
     }
-    const paths = [...components.keys()].sort();
-    for (const p of paths.slice(0, 50)) console.log(`  ${p}: ${keyCounts.get(p) ?? 0} keys`);
-    if (paths.length > 50) console.log(`  ... and ${paths.length - 50} more`);
+    if (paths.length > 0 && report.files.length === 0) {
+      print(`error: no file of the state store matches ${paths.map((p) => `"${p}"`).join(", ")}`);
+      return 1;
+    }
+    return 0;
   }
 
   /**
@@ -562,8 +607,7 @@ export class App {
       }
       const state = values.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
       if (command === "status") {
-        await this.status(state);
-        return exit(0);
+        return exit(await this.status(state, { paths: parsed.paths, json: values.json ?? false }));
       }
       if (values.reset) {
         await initFingerprints();
@@ -618,6 +662,7 @@ function parseCommandLine(argv: string[], name: string) {
         "env-file": { type: "string" },
         quiet: { type: "boolean", short: "q" },
         verbose: { type: "boolean", short: "v" },
+        json: { type: "boolean" },
         "log-format": { type: "string" },
         "metrics-port": { type: "string" },
         "metrics-host": { type: "string" },
@@ -644,11 +689,11 @@ function parseCommandLine(argv: string[], name: string) {
     return 2;
   }
   const command = positionals[0] ?? "run";
-  if (command !== "run" && command !== "status" || positionals.length > 1) {
+  if (command !== "run" && command !== "status" || command === "run" && positionals.length > 1) {
     print(`error: unknown command "${positionals.join(" ")}"\nRun with --help for usage.`);
     return 2;
   }
-  return { values, command, logFormat } as const;
+  return { values, command, logFormat, paths: positionals.slice(1) } as const;
 }
 
 /** `--metrics-port` / `METRICS_PORT` and `--metrics-host` / `METRICS_HOST`, or what is wrong. */
@@ -703,7 +748,9 @@ Usage: deno run -A main.ts [command] [options]   (or: bun main.ts ..., or the co
 
 Commands:
   run (default)      Catch up: scan, send what changed, print a summary, exit
-  status             Show the targets, keys and files in the state store
+  status [PATH...]   Show the targets, keys and files in the state store; with PATHs (files or
+                     folders), each of their files: keys, last run, memo, why it fails or waits
+      --json         (status) Print it as one JSON object (its shape is in README)
 
 Options:
   -L, --live         After catching up, keep watching and send every change

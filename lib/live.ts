@@ -35,7 +35,11 @@ export interface LiveOptions {
    * Called after every round that had something to do; `looked` says whether the round looked at
    * a path (a full round looks at every path).
    */
-  onRound: (summary: RoundSummary, changedPaths: number, looked: (path: string) => boolean) => void;
+  onRound: (
+    summary: RoundSummary,
+    changedPaths: number,
+    looked: (path: string) => boolean,
+  ) => void | Promise<void>;
   /** Called when a round could not run at all (it is retried after a pause). */
   onError: (error: unknown) => void;
   /** Called once the watcher is set up. */
@@ -503,7 +507,7 @@ class LiveRun {
     for (const warning of this.#source.takeWarnings()) this.#warn(warning);
     const looked = (path: string) =>
       full || paths.some((p) => path === p || path.startsWith(p + "/"));
-    if (summary !== undefined) options.onRound(summary, summary.scanned, looked);
+    if (summary !== undefined) await options.onRound(summary, summary.scanned, looked);
     const requeue = () => {
       for (const p of paths) this.#pending.add(p);
       this.#fullRescan ||= full;
