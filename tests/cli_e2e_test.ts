@@ -29,7 +29,7 @@ Deno.test("main.ts status shows the target, its keys and the files", async () =>
     status.stdout,
     new RegExp(`target kafka:kafka_producer/${p.topic}: 3 keys from 2 files`),
   );
-  assert.match(status.stdout, /^ {2}a\.csv: 2 keys$/m);
+  assert.match(status.stdout, /^ {2}a\.csv: 2 keys, last run \S+, ok$/m);
   assert.deepEqual(await p.fresh(), [
     "k1=" + '{"id":"k1","v":"1"}',
     'k2={"id":"k2","v":"2"}',
