@@ -82,6 +82,7 @@ export class Round<I extends SourceItem> {
     );
     this.summary = {
       scanned: items.length,
+      gone: 0,
       unchanged: 0,
       processed: 0,
       failed: [],
@@ -142,6 +143,7 @@ export class Round<I extends SourceItem> {
       if (this.#itemsByPath.has(c) || !this.#e.components.has(c)) this.#removed.delete(c);
     }
     this.summary.scanned += this.#removed.size;
+    this.summary.gone = this.#removed.size;
   }
 
   /** A full scan that found no items would retract everything: refuse before touching anything. */

@@ -25,12 +25,15 @@ import {
 } from "./engine.ts";
 import { keyId, showKey } from "./key_id.ts";
 import { DEFAULT_MAX_DELETE_SHARE } from "./reconcile.ts";
-import { errorMessage, redactSecrets } from "./errors.ts";
+import { errorMessage, redactSecrets, StatecastError } from "./errors.ts";
 import { fingerprint, initFingerprints } from "./fingerprint.ts";
 import type { DirSource, FileItem } from "./localfs.ts";
 import { runLive } from "./live.ts";
+import { serveMetrics } from "./metrics.ts";
+import { failureReason, Monitor } from "./_monitor.ts";
+import { formatStatus, statusReport } from "./_status.ts";
 import { describeHolder, RunLock } from "./run_lock.ts";
-import { StateStore, stateUrlProblem } from "./state_store.ts";
+import { type FileFailure, StateStore, stateUrlProblem } from "./state_store.ts";
 
 /** statecast's version. */
 export const VERSION = "0.1.0";
@@ -102,10 +105,21 @@ export interface RunOptions {
   allowDeletes?: boolean;
   /** Print only errors. @default false */
   quiet?: boolean;
+  /** Log one line per change sent (target, kind, key). @default false */
+  verbose?: boolean;
   /** Log lines as text or JSON objects. @default "text" */
   logFormat?: "text" | "json";
   /** Stops a live run. */
   signal?: AbortSignal;
+  /**
+   * Serve `/metrics` (Prometheus text format) and `/healthz` on this port while the run lasts;
+   * 0 picks a free port. @default undefined (no server)
+   */
+  metricsPort?: number;
+  /** The address the metrics server binds. @default "127.0.0.1" (this machine only) */
+  metricsHost?: string;
+  /** Called once the metrics server listens, with its port. */
+  onMetricsServer?: (address: { hostname: string; port: number }) => void;
 }
 
 /** What {@linkcode App.run} did. */
@@ -129,18 +143,76 @@ class Log {
   constructor(readonly quiet: boolean, readonly json: boolean) {}
 
   info(message: string, fields: Record<string, unknown> = {}): void {
-    if (this.quiet) return;
-    print(this.json ? JSON.stringify({ level: "info", message, ...fields }) : message);
+    if (!this.quiet) this.#emit("info", message, fields);
   }
 
   error(message: string, fields: Record<string, unknown> = {}): void {
-    print(this.json ? JSON.stringify({ level: "error", message, ...fields }) : `error: ${message}`);
+    this.#emit("error", message, fields);
   }
 
-  warn(message: string): void {
-    if (this.quiet) return;
-    print(this.json ? JSON.stringify({ level: "warn", message }) : `warning: ${message}`);
+  warn(message: string, fields: Record<string, unknown> = {}): void {
+    if (!this.quiet) this.#emit("warn", message, fields);
   }
+
+  /** A JSON line carries `ts`, `level`, `msg` and the fields (`path`, `line` where known). */
+  #emit(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void {
+    if (this.json) {
+      print(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields }));
+    } else print(level === "info" ? msg : `${level === "warn" ? "warning" : "error"}: ${msg}`);
+  }
+}
+
+/**
+ * Keeps the store's list of failing files up to date for `status`: the failures of the paths a
+ * round looked at are replaced by its own. A round whose target failed says nothing about files.
+ * A store that cannot be written now is a warning: the next round writes it again.
+ */
+async function recordFailures(
+  store: StateStore,
+  app: string,
+  summary: RoundSummary,
+  looked: (path: string) => boolean,
+  log: Log,
+): Promise<void> {
+  if (summary.applyError !== undefined) return;
+  try {
+    const forget = [...(await store.failures(app)).keys()].filter(looked);
+    const failures = summary.failed.map(({ path, error, blockedBy }): FileFailure => {
+      const line = error instanceof StatecastError ? error.line : undefined;
+      return {
+        path,
+        reason: failureReason({ path, error, ...(blockedBy === undefined ? {} : { blockedBy }) }),
+        message: redactSecrets(errorMessage(error)),
+        ...(line === undefined ? {} : { line }),
+        ...(blockedBy === undefined ? {} : { blockedBy }),
+        atMs: Date.now(),
+      };
+    });
+    if (forget.length + failures.length > 0) {
+      await store.recordFailures(app, { forget, failures });
+    }
+  } catch (error) {
+    log.warn(`could not record the failing files for status: ${errorMessage(error)}`);
+  }
+}
+
+/** Where an error happened, when it says: `{ path, line }` for a log line's fields. */
+function whereFields(error: unknown, path?: string): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  const at = error instanceof StatecastError ? error : undefined;
+  if ((path ?? at?.path) !== undefined) fields.path = path ?? at?.path;
+  if (at?.line !== undefined) fields.line = at.line;
+  return fields;
+}
+
+/** One line per change for `--verbose`: target, kind, key (never the value). */
+function logChange(log: Log, change: PlannedChange): void {
+  const key = showKey(keyId(change.key));
+  log.info(`${change.kind} ${change.target} ${key}`, {
+    target: change.target,
+    kind: change.kind,
+    key,
+  });
 }
 
 /** One line on stderr, secrets redacted. */
@@ -152,6 +224,28 @@ function showData(data: unknown): string {
   if (typeof data === "string") return data;
   if (data instanceof Uint8Array) return `<${data.length} bytes>`;
   return JSON.stringify(data);
+}
+
+/**
+ * What a round sent: its upserts and deletes, or "sent nothing" when a target failed before
+ * anything of it was committed (the counts are of what was acknowledged and committed).
+ */
+function sent(summary: RoundSummary): string {
+  if (summary.applyError !== undefined && summary.upserts === 0 && summary.deletes === 0) {
+    return "sent nothing";
+  }
+  return `${summary.upserts} upserts, ${summary.deletes} deletes`;
+}
+
+/** Why a round was not committed in full, in parentheses; "" when it was. */
+function outcomeNote(summary: RoundSummary): string {
+  if (summary.applyError !== undefined) {
+    return summary.upserts + summary.deletes === 0
+      ? " (the target failed: nothing committed)"
+      : " (the target failed: the rest was not committed)";
+  }
+  if (summary.refused !== undefined) return " (deletes held back)";
+  return summary.committed ? "" : " (not committed)";
 }
 
 /** One line per planned change, for `--dry-run`. */
@@ -278,15 +372,25 @@ export class App {
     await initFingerprints();
     const url = options.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
     await using store = await StateStore.open(url);
+    let running: Engine | undefined; // for the metrics, once made
+    const monitor = options.metricsPort === undefined ? undefined : new Monitor({
+      files: () => running?.componentCount() ?? 0,
+      inDoubt: () => running?.inDoubtCount() ?? 0,
+      keys: () => store.targets(this.name),
+    });
+    await using _server = await this.#serveMetrics(monitor, options, log);
     // One writer per store and app; a dry run only reads.
     await using _lock = options.dryRun ? undefined : await RunLock.acquire(store, this.name, {
-      onLost: () => log.error("the state store's lock was taken over by another run"),
+      onLost: () => {
+        monitor?.lockLost();
+        log.error("the state store's lock was taken over by another run");
+      },
     });
     const context = new Context();
     const cleanup = await this.#lifespan?.(context);
     const result: RunResult = { exitCode: 0, summaries: [] };
     try {
-      const engine = new Engine(store, this.name);
+      const engine = running = new Engine(store, this.name);
       this.#mounts = [];
       const main = this.#main;
       await withMountScope(
@@ -301,6 +405,7 @@ export class App {
             "forgotten (nothing is sent to it), and every file runs again for the mounted targets",
         );
       }
+      const scanStarted = performance.now();
       const { items, unreadable } = await mount.source.scanTree();
       for (const warning of mount.source.takeWarnings()) log.warn(warning);
       const maxDeleteShare = options.allowDeletes ? Infinity : this.#maxDeleteShare;
@@ -310,25 +415,39 @@ export class App {
         onChunk: releaseMemory,
         maxDeleteShare,
         dryRun: options.dryRun ?? false,
-        keepChanges: options.dryRun ?? false,
+        keepChanges: (options.dryRun || options.verbose) ?? false,
         onProgress: progressBar(!options.quiet && stderrIsTerminal()),
       });
+      // The summary's time includes the scan (with many small files, most of the time).
+      summary.elapsedMs = performance.now() - scanStarted;
       result.summaries.push(summary);
-      if (!this.#report(summary, log, options.dryRun ?? false)) result.exitCode = 1;
+      monitor?.round(summary);
+      if (!options.dryRun) await recordFailures(store, this.name, summary, () => true, log);
+      if (!this.#report(summary, log, options)) result.exitCode = 1;
       if (options.live && !mount.source.live) {
         log.warn(
           `--live: the source "${mount.source.root}" was made with live: false; not watching`,
         );
       }
       if (options.live && mount.source.live && !options.dryRun && !options.signal?.aborted) {
+        options.signal?.addEventListener("abort", () => monitor?.stopping(), { once: true });
         await runLive(engine, mount.fn, mount.source, {
-          onError: (error) => log.error(`live round failed, retrying: ${errorMessage(error)}`),
+          onError: (error) => {
+            monitor?.roundError(error);
+            log.error(`live round failed, retrying: ${errorMessage(error)}`);
+          },
           onWarning: (message) => log.warn(message),
+          onEvents: (count) => monitor?.events(count),
+          onRetry: () => monitor?.retry(),
+          onWatching: (watching, reason) => monitor?.watching(watching, reason),
           signal: options.signal ?? new AbortController().signal,
           maxDeleteShare,
+          keepChanges: options.verbose ?? false,
           onReady: () => log.info(`${this.name}: watching "${mount.source.root}" (Ctrl-C to stop)`),
-          onRound: (summary, changed) => {
+          onRound: async (summary, changed, looked) => {
             for (const warning of mount.source.takeWarnings()) log.warn(warning);
+            monitor?.round(summary, looked);
+            await recordFailures(store, this.name, summary, looked, log);
             result.summaries.push(summary);
             this.#reportLive(summary, changed, log);
           },
@@ -338,27 +457,67 @@ export class App {
       this.#mounts = undefined;
       if (typeof cleanup === "function") await cleanup();
     }
+    if (options.live && options.signal?.aborted) this.#reportStop(result, options.signal, log);
     return result;
   }
 
+  /** The last line of a live run that was asked to stop: what it did since it started. */
+  #reportStop(result: RunResult, signal: AbortSignal, log: Log): void {
+    const why = typeof signal.reason === "string" ? signal.reason : "asked to stop";
+    let upserts = 0, deletes = 0;
+    for (const s of result.summaries) {
+      upserts += s.upserts;
+      deletes += s.deletes;
+    }
+    log.info(
+      `${this.name}: stopped (${why}) after ${result.summaries.length} rounds: ${upserts} ` +
+        `upserts, ${deletes} deletes since the start; nothing is in flight`,
+      { app: this.name, stopped: why, rounds: result.summaries.length, upserts, deletes },
+    );
+  }
+
+  /** Starts the metrics server when asked to (`metricsPort`); undefined otherwise. */
+  async #serveMetrics(monitor: Monitor | undefined, options: RunOptions, log: Log) {
+    if (monitor === undefined || options.metricsPort === undefined) return undefined;
+    const server = await serveMetrics({
+      port: options.metricsPort,
+      ...(options.metricsHost === undefined ? {} : { hostname: options.metricsHost }),
+      registry: monitor.registry,
+      health: () => monitor.health(),
+    });
+    log.info(
+      `${this.name}: metrics on http://${server.hostname}:${server.port}/metrics and /healthz`,
+      { port: server.port, hostname: server.hostname },
+    );
+    options.onMetricsServer?.({ hostname: server.hostname, port: server.port });
+    return server;
+  }
+
   /** Logs a round; false when something failed. */
-  #report(summary: RoundSummary, log: Log, dryRun: boolean): boolean {
-    for (const change of summary.changes) console.log(formatChange(change));
+  #report(summary: RoundSummary, log: Log, options: RunOptions): boolean {
+    const dryRun = options.dryRun ?? false;
+    for (const change of summary.changes) {
+      if (dryRun) console.log(formatChange(change));
+      else logChange(log, change);
+    }
     this.#reportProblems(summary, log, "nothing was committed");
     const seconds = (summary.elapsedMs / 1000).toFixed(2);
-    const line = `${summary.scanned} files scanned, ${summary.unchanged} unchanged, ` +
-      `${summary.failed.length} failed; ${summary.upserts} upserts, ${summary.deletes} deletes, ` +
-      `${summary.unchangedKeys} unchanged rows; ${seconds} s` +
-      (dryRun ? " (dry run: nothing sent)" : summary.committed ? "" : " (not committed)");
+    const files = summary.scanned - summary.gone;
+    const line = `${files} files scanned, ${summary.unchanged} unchanged, ` +
+      `${summary.failed.length} failed${summary.gone > 0 ? `, ${summary.gone} gone` : ""}; ` +
+      `${sent(summary)}, ${summary.unchangedKeys} unchanged rows; ${seconds} s` +
+      (dryRun ? " (dry run: nothing sent)" : outcomeNote(summary));
     log.info(`${this.name}: ${line}`, {
       app: this.name,
-      files: summary.scanned,
+      files,
+      goneFiles: summary.gone,
       unchangedFiles: summary.unchanged,
       failedFiles: summary.failed.length,
       upserts: summary.upserts,
       deletes: summary.deletes,
       unchangedRows: summary.unchangedKeys,
       ms: Math.round(summary.elapsedMs),
+      committed: summary.committed,
       dryRun,
     });
     return summary.failed.length === 0 && summary.applyError === undefined &&
@@ -370,31 +529,40 @@ export class App {
     for (const conflict of summary.conflicts) log.warn(conflict);
     for (const { path, error } of summary.failed) {
       const message = errorMessage(error);
-      log.error(message.includes(`"${path}"`) ? message : `"${path}": ${message}`, { path });
+      log.error(
+        message.includes(`"${path}"`) ? message : `"${path}": ${message}`,
+        whereFields(error, path),
+      );
     }
-    for (const { path, reason } of summary.held) log.warn(`"${path}": ${reason}`);
-    for (const { path, message } of summary.warnings) log.warn(`"${path}": ${message}`);
+    for (const { path, reason } of summary.held) log.warn(`"${path}": ${reason}`, { path });
+    for (const { path, message } of summary.warnings) log.warn(`"${path}": ${message}`, { path });
     if (summary.applyError !== undefined) {
       log.error(`${notCommitted}: ${errorMessage(summary.applyError)}`);
     }
     const refused = summary.refused;
     if (refused !== undefined) {
+      const what = summary.upserts > 0
+        ? `no delete was sent (the ${summary.upserts} upserts were)`
+        : summary.scanned === summary.gone
+        ? "nothing was sent or committed"
+        : "nothing was sent";
       log.error(
         `refused to delete ${refused.deletes} of the ${refused.keys} keys of ` +
-          `"${refused.target}": ${refused.reason}; nothing was sent or committed. If the ` +
+          `"${refused.target}": ${refused.reason}; ${what}. If the ` +
           "deletes are meant, run again with --allow-deletes (or raise the app's maxDeleteShare)",
         { target: refused.target, deletes: refused.deletes, keys: refused.keys },
       );
     }
   }
 
-  /** One log line per live round, plus its failures and conflicts. */
+  /** One log line per live round (and one per change with `--verbose`), plus its problems. */
   #reportLive(summary: RoundSummary, changed: number, log: Log): void {
+    for (const change of summary.changes) logChange(log, change);
     this.#reportProblems(summary, log, "nothing was committed, retrying");
     const ms = Math.round(summary.elapsedMs);
     log.info(
-      `${this.name}: live: ${changed} files changed, ${summary.upserts} upserts, ` +
-        `${summary.deletes} deletes, ${ms} ms${summary.committed ? "" : " (not committed)"}`,
+      `${this.name}: live: ${changed} files changed, ${sent(summary)}, ${ms} ms` +
+        outcomeNote(summary),
       {
         app: this.name,
         live: true,
@@ -408,22 +576,30 @@ export class App {
     );
   }
 
-  /** Prints what the state store holds for this app. */
-  async status(url: string): Promise<void> {
+  /**
+   * Prints what the state store holds for this app: per target, keys and files; per file (all of
+   * them when `paths` names files or folders), keys, last run, memo and why it fails or waits.
+   * `json` prints the {@linkcode StatusReport} as one JSON object. Returns 1 when `paths` match
+   * no file, else 0.
+   */
+  async status(url: string, options: { paths?: string[]; json?: boolean } = {}): Promise<number> {
     await using store = await StateStore.open(url);
-    const components = await store.loadComponents(this.name);
-    const keyCounts = await store.fileKeyCounts(this.name);
-    const targets = await store.targets(this.name);
-    console.log(`app ${this.name}, state ${store.url}`);
+    const paths = options.paths ?? [];
+    const report = await statusReport(store, this.name, paths);
     const holder = await store.lockHolder(this.name);
-    console.log(holder === undefined ? "not running" : `running: ${describeHolder(holder)}`);
-    console.log(`${components.size} files`);
-    for (const t of targets) {
-      console.log(`target ${t.target}: ${t.keys} keys from ${t.components} files`);
+    if (options.json) console.log(JSON.stringify(report, null, 2));
+    else {
+      const text = formatStatus(report, {
+        detailed: paths.length > 0,
+        ...(holder === undefined ? {} : { holder: describeHolder(holder) }),
+      });
+      for (const line of text) console.log(line);
     }
-    const paths = [...components.keys()].sort();
-    for (const p of paths.slice(0, 50)) console.log(`  ${p}: ${keyCounts.get(p) ?? 0} keys`);
-    if (paths.length > 50) console.log(`  ... and ${paths.length - 50} more`);
+    if (paths.length > 0 && report.files.length === 0) {
+      print(`error: no file of the state store matches ${paths.map((p) => `"${p}"`).join(", ")}`);
+      return 1;
+    }
+    return 0;
   }
 
   /**
@@ -449,8 +625,7 @@ export class App {
         return exit(2);
       }
       if (command === "status") {
-        await this.status(state);
-        return exit(0);
+        return exit(await this.status(state, { paths: parsed.paths, json: values.json ?? false }));
       }
       if (values.reset) {
         await initFingerprints();
@@ -460,13 +635,23 @@ export class App {
         print(`${this.name}: state forgotten; the next run re-sends every row`);
         return exit(0);
       }
-      const stop = stopOnSignals();
+      const metrics = metricsOptions(
+        values["metrics-port"] ?? process.env.METRICS_PORT,
+        values["metrics-host"] ?? process.env.METRICS_HOST,
+      );
+      if (typeof metrics === "string") {
+        print(`error: ${metrics}\nRun with --help for usage.`);
+        return exit(2);
+      }
+      const stop = stopOnSignals(this.name, new Log(false, logFormat === "json"));
       const result = await this.run({
+        ...metrics,
         live: values.live ?? false,
         dryRun: values["dry-run"] ?? false,
         allowDeletes: values["allow-deletes"] ?? false,
         state,
         quiet: values.quiet ?? false,
+        verbose: values.verbose ?? false,
         logFormat,
         signal: stop.signal,
       });
@@ -488,7 +673,11 @@ const OPTIONS = {
   state: { type: "string" },
   "env-file": { type: "string" },
   quiet: { type: "boolean", short: "q" },
+  verbose: { type: "boolean", short: "v" },
+  json: { type: "boolean" },
   "log-format": { type: "string" },
+  "metrics-port": { type: "string" },
+  "metrics-host": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -498,6 +687,8 @@ const PLACEHOLDERS: Record<string, string> = {
   state: "file:path/to/state.db",
   "env-file": "path/to/.env",
   "log-format": "json",
+  "metrics-port": "9464",
+  "metrics-host": "127.0.0.1",
 };
 
 /**
@@ -601,11 +792,26 @@ function parseCommandLine(argv: string[], name: string, environment: Record<stri
     return 2;
   }
   const command = positionals[0] ?? "run";
-  if (command !== "run" && command !== "status" || positionals.length > 1) {
+  if (command !== "run" && command !== "status" || command === "run" && positionals.length > 1) {
     print(`error: unknown command "${positionals.join(" ")}"\nRun with --help for usage.`);
     return 2;
   }
-  return { values, command, logFormat } as const;
+  return { values, command, logFormat, paths: positionals.slice(1) } as const;
+}
+
+/** `--metrics-port` / `METRICS_PORT` and `--metrics-host` / `METRICS_HOST`, or what is wrong. */
+function metricsOptions(
+  port: string | undefined,
+  host: string | undefined,
+): { metricsPort?: number; metricsHost?: string } | string {
+  if (port === undefined || port === "") {
+    return host ? "--metrics-host (METRICS_HOST) needs --metrics-port (METRICS_PORT)" : {};
+  }
+  const n = Number(port);
+  if (!/^\d+$/.test(port) || n > 65535) {
+    return `--metrics-port (METRICS_PORT) must be a port number from 0 to 65535, got "${port}"`;
+  }
+  return host ? { metricsPort: n, metricsHost: host } : { metricsPort: n };
 }
 
 /**
@@ -613,15 +819,27 @@ function parseCommandLine(argv: string[], name: string, environment: Record<stri
  * before the broker acked it), disconnect, exit; if that takes too long, exit anyway: an
  * uncommitted round is simply sent again next time. Second SIGINT: exit now.
  */
-function stopOnSignals(): { signal: AbortSignal; code: () => number | undefined } {
+function stopOnSignals(
+  name: string,
+  log: Log,
+): { signal: AbortSignal; code: () => number | undefined } {
   const controller = new AbortController();
   let stopCode: number | undefined;
   onStopSignal((signal) => {
     const code = signal === "SIGINT" ? 130 : 143;
-    if (stopCode !== undefined) return exit(code);
+    if (stopCode !== undefined) {
+      log.warn(`${name}: ${signal} again: exiting now (an unfinished round is sent again)`);
+      return exit(code);
+    }
     stopCode = code;
-    controller.abort();
-    setTimeout(() => exit(code), STOP_DEADLINE_MS);
+    controller.abort(signal);
+    setTimeout(() => {
+      log.warn(
+        `${name}: stopping took longer than ${STOP_DEADLINE_MS} ms: exiting now (an ` +
+          "unfinished round is sent again next time)",
+      );
+      exit(code);
+    }, STOP_DEADLINE_MS);
   });
   return { signal: controller.signal, code: () => stopCode };
 }
@@ -644,7 +862,9 @@ Usage: ${invocation()} [command] [options]
 
 Commands:
   run (default)      Catch up: scan, send what changed, print a summary, exit
-  status             Show the targets, keys and files in the state store
+  status [PATH...]   Show the targets, keys and files in the state store; with PATHs (files or
+                     folders), each of their files: keys, last run, memo, why it fails or waits
+      --json         (status) Print it as one JSON object (its shape is in README)
 
 Options:
   -L, --live         After catching up, keep watching and send every change
@@ -657,7 +877,13 @@ Options:
       --state URL    State store (default: $STATECAST_STATE or ${DEFAULT_STATE_URL})
       --env-file F   Load variables from F (default: .env if present; never overrides)
   -q, --quiet        Print only errors
+  -v, --verbose      Also print one line per change sent: kind, target, key
       --log-format F text (default) or json
+      --metrics-port N
+                     Serve /metrics (Prometheus) and /healthz on 127.0.0.1:N while running
+                     (default: $METRICS_PORT; none when unset)
+      --metrics-host H
+                     Bind the metrics server to H instead (default: $METRICS_HOST or 127.0.0.1)
   -h, --help         Show this help
   -V, --version      Show the version
 

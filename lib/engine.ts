@@ -107,6 +107,18 @@ export class Engine {
     return [...this.#loaded().components.keys()];
   }
 
+  /** How many components have committed state (0 before {@linkcode Engine.load}). */
+  componentCount(): number {
+    return this.#state?.components.size ?? 0;
+  }
+
+  /** How many keys are in doubt (sent, not committed), all targets together. */
+  inDoubtCount(): number {
+    let count = 0;
+    for (const keys of this.#state?.inDoubt.values() ?? []) count += keys.size;
+    return count;
+  }
+
   /** The committed memo row of a component, if it has one. */
   componentRecord(path: string): ComponentRow | undefined {
     return this.#loaded().components.get(path);

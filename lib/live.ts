@@ -31,8 +31,15 @@ import type { DirSource, FileItem } from "./localfs.ts";
 export interface LiveOptions {
   /** Stops watching; the round in flight finishes first. */
   signal: AbortSignal;
-  /** Called after every round that had something to do. */
-  onRound: (summary: RoundSummary, changedPaths: number) => void;
+  /**
+   * Called after every round that had something to do; `looked` says whether the round looked at
+   * a path (a full round looks at every path).
+   */
+  onRound: (
+    summary: RoundSummary,
+    changedPaths: number,
+    looked: (path: string) => boolean,
+  ) => void | Promise<void>;
   /** Called when a round could not run at all (it is retried after a pause). */
   onError: (error: unknown) => void;
   /** Called once the watcher is set up. */
@@ -44,6 +51,17 @@ export interface LiveOptions {
   onWarning?: (message: string) => void;
   /** The delete guard's share for every round (see `RoundOptions.maxDeleteShare`). */
   maxDeleteShare?: number;
+  /** Keep each round's changes in its summary (for `--verbose`). @default false */
+  keepChanges?: boolean;
+  /** Called with the number of paths of each batch of file-system events (for metrics). */
+  onEvents?: (count: number) => void;
+  /** Called when a retry is scheduled: of a failed round, or of files that wait (for metrics). */
+  onRetry?: () => void;
+  /**
+   * Called when the folder starts being watched (`true`) or stops (`false`, with the reason: the
+   * folder is gone, the watcher failed), for health checks.
+   */
+  onWatching?: (watching: boolean, reason: string) => void;
 }
 
 /**
@@ -286,7 +304,7 @@ class LiveRun {
   #rootCheck: Promise<boolean> | undefined;
   #lastWatchError = "";
   /** Options every round gets: the delete guard's share, and memory released between chunks. */
-  readonly #guard: { maxDeleteShare?: number; onChunk: () => void };
+  readonly #guard: { maxDeleteShare?: number; onChunk: () => void; keepChanges: boolean };
 
   constructor(
     engine: Engine,
@@ -299,9 +317,10 @@ class LiveRun {
     this.#source = source;
     this.#options = options;
     this.#root = resolve(source.root);
+    const keepChanges = options.keepChanges ?? false;
     this.#guard = options.maxDeleteShare === undefined
-      ? { onChunk: releaseMemory }
-      : { maxDeleteShare: options.maxDeleteShare, onChunk: releaseMemory };
+      ? { onChunk: releaseMemory, keepChanges }
+      : { maxDeleteShare: options.maxDeleteShare, onChunk: releaseMemory, keepChanges };
     this.#settling = new Settling(engine, {
       settleMs: source.settleMs,
       settleMaxMs: source.settleMaxMs,
@@ -365,6 +384,7 @@ class LiveRun {
   }
 
   #onEvent(event: WatchEvent): void {
+    this.#options.onEvents?.(Math.max(1, event.paths.length));
     let relevant = event.rescan;
     let rootEvent = event.rescan;
     for (const path of event.paths) {
@@ -404,10 +424,10 @@ class LiveRun {
       if (!this.#missing) {
         this.#missing = true;
         this.#stopWatching();
-        this.#warn(
-          `the source folder "${this.#source.root}" is gone: nothing is sent or retracted ` +
-            "until it is back (checking every second)",
-        );
+        const message = `the source folder "${this.#source.root}" is gone: nothing is sent ` +
+          "or retracted until it is back (checking every second)";
+        this.#warn(message);
+        this.#options.onWatching?.(false, message);
       }
       return false;
     }
@@ -431,6 +451,7 @@ class LiveRun {
       if (this.#options.signal.aborted) return false;
     }
     this.#startWatching(id);
+    this.#options.onWatching?.(true, `watching "${this.#source.root}"`);
     if (first) return true;
     // Files written into the new folder right now are coalesced into the rescan.
     this.#fullRescan = true;
@@ -449,6 +470,7 @@ class LiveRun {
         const message = `watching "${this.#source.root}" failed: ${(error as Error).message}`;
         if (message !== this.#lastWatchError) this.#warn(message);
         this.#lastWatchError = message;
+        if (this.#watcher?.controller === controller) this.#options.onWatching?.(false, message);
       }
       // Ended by itself: the next folder check starts a new watch.
       if (this.#watcher?.controller === controller) this.#watcher = undefined;
@@ -473,14 +495,19 @@ class LiveRun {
     this.#pending.clear();
     let summary: RoundSummary | undefined;
     let error: unknown;
+    const started = performance.now();
     try {
       summary = full ? await this.#fullRound() : await this.#partialRound(paths);
+      // The round's time includes finding what changed (stat, scan), not only reconciling it.
+      if (summary !== undefined) summary.elapsedMs = performance.now() - started;
     } catch (e) {
       error = e; // a folder that cannot be read, a store that is busy: try again later
       options.onError(e);
     }
     for (const warning of this.#source.takeWarnings()) this.#warn(warning);
-    if (summary !== undefined) options.onRound(summary, summary.scanned);
+    const looked = (path: string) =>
+      full || paths.some((p) => path === p || path.startsWith(p + "/"));
+    if (summary !== undefined) await options.onRound(summary, summary.scanned, looked);
     const requeue = () => {
       for (const p of paths) this.#pending.add(p);
       this.#fullRescan ||= full;
@@ -492,23 +519,21 @@ class LiveRun {
       const pause = Math.min(MAX_RETRY_MS, 500 * 2 ** this.#failures);
       this.#notBefore = Date.now() + pause;
       this.#schedule(pause);
+      options.onRetry?.();
       return;
     }
     this.#failures = 0;
     this.#notBefore = 0;
     // A delete guard refused it: retrying cannot help, the next event or rescan tries again.
     if (summary?.refused !== undefined) return requeue();
-    if (summary !== undefined) {
-      const looked = (path: string) =>
-        full || paths.some((p) => path === p || path.startsWith(p + "/"));
-      this.#waiting.update(summary.failed, looked);
-    }
+    if (summary !== undefined) this.#waiting.update(summary.failed, looked);
     this.#armWaitRetry();
   }
 
   /** Retries the waiting files after a growing pause (their owner may be readable by then). */
   #armWaitRetry(): void {
     if (this.#waiting.size === 0 || this.#waitTimer !== undefined) return;
+    this.#options.onRetry?.();
     this.#waitTimer = setTimeout(() => {
       this.#waitTimer = undefined;
       for (const path of this.#waiting.paths()) this.#pending.add(path);

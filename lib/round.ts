@@ -64,6 +64,8 @@ export interface RefusedDeletes {
 export interface RoundSummary {
   /** Items looked at (present now, or gone since the last round). */
   scanned: number;
+  /** Of `scanned`, the items gone since the last round (their keys are retracted or handed on). */
+  gone: number;
   /** Items skipped by the memo (not parsed). */
   unchanged: number;
   /** Items whose component ran (or whose rows were retracted because they are gone). */

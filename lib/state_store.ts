@@ -40,7 +40,7 @@ import type { ComponentRecord } from "./memo.ts";
 export type { ComponentRecord } from "./memo.ts";
 
 /** The schema this statecast writes. Bump it and add a migration when the layout changes. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** Migrations: `MIGRATIONS[v]` takes a store from version v to v + 1. */
 const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
@@ -68,6 +68,15 @@ const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
       app TEXT NOT NULL PRIMARY KEY, owner TEXT NOT NULL, pid INTEGER NOT NULL,
       host TEXT NOT NULL, started_at_ms INTEGER NOT NULL, heartbeat_ms INTEGER NOT NULL)
       WITHOUT ROWID`,
+  ],
+  // v4: component and target ids and the key index, filled in code (`migrateToKeyIndex`).
+  [],
+  [
+    // v5: the files failing or waiting now, and why, for `status` (written after each round).
+    `CREATE TABLE IF NOT EXISTS statecast_failures (
+      app TEXT NOT NULL, component TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
+      line INTEGER, blocked_by TEXT, at_ms INTEGER NOT NULL,
+      PRIMARY KEY (app, component)) WITHOUT ROWID`,
   ],
 ];
 
@@ -119,6 +128,21 @@ export interface TargetStatus {
   target: string;
   components: number;
   keys: number;
+}
+
+/** A file that failed or waits, as the store keeps it for `status`. */
+export interface FileFailure {
+  path: string;
+  /** "invalid", "unreadable", "waiting", "refused" or "error". */
+  reason: string;
+  /** The error message, secrets redacted. */
+  message: string;
+  /** The 1-based line the error is about, when known. */
+  line?: number;
+  /** The file it waits on (reason "waiting"). */
+  blockedBy?: string;
+  /** When it failed (ms since the epoch). */
+  atMs: number;
 }
 
 /** Options of {@linkcode StateStore.open}. */
@@ -574,7 +598,79 @@ export class StateStore implements AsyncDisposable {
       { sql: "DELETE FROM statecast_components WHERE app = ?", args: [app] },
       { sql: "DELETE FROM statecast_declarations WHERE app = ?", args: [app] },
       { sql: "DELETE FROM statecast_in_doubt WHERE app = ?", args: [app] },
+      { sql: "DELETE FROM statecast_failures WHERE app = ?", args: [app] },
     ]);
+  }
+
+  /** The failing and waiting files of `app`, by path. */
+  async failures(app: string): Promise<Map<string, FileFailure>> {
+    const rs = await this.#client.execute({
+      sql: "SELECT component, reason, message, line, blocked_by, at_ms FROM statecast_failures " +
+        "WHERE app = ? ORDER BY component",
+      args: [app],
+    });
+    return new Map(rs.rows.map((r) => {
+      const failure: FileFailure = {
+        path: String(r[0]),
+        reason: String(r[1]),
+        message: String(r[2]),
+        atMs: Number(r[5]),
+      };
+      if (r[3] !== null) failure.line = Number(r[3]);
+      if (r[4] !== null) failure.blockedBy = String(r[4]);
+      return [failure.path, failure];
+    }));
+  }
+
+  /** Forgets the failures of `forget`, then records `failures` (one transaction). */
+  async recordFailures(
+    app: string,
+    change: { forget: Iterable<string>; failures: Iterable<FileFailure> },
+  ): Promise<void> {
+    const statements: InStatement[] = [];
+    for (const path of change.forget) {
+      statements.push({
+        sql: "DELETE FROM statecast_failures WHERE app = ? AND component = ?",
+        args: [app, path],
+      });
+    }
+    for (const f of change.failures) {
+      statements.push({
+        sql: "INSERT INTO statecast_failures " +
+          "(app, component, reason, message, line, blocked_by, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) " +
+          "ON CONFLICT (app, component) DO UPDATE SET reason = excluded.reason, " +
+          "message = excluded.message, line = excluded.line, blocked_by = excluded.blocked_by, " +
+          "at_ms = excluded.at_ms",
+        args: [app, f.path, f.reason, f.message, f.line ?? null, f.blockedBy ?? null, f.atMs],
+      });
+    }
+    await this.#write(app, statements);
+  }
+
+  /** Per file of `app`, how many keys it declares on each target, for `status`. */
+  async fileTargetKeyCounts(app: string): Promise<Map<string, Map<string, number>>> {
+    const rs = await this.#client.execute({
+      sql: "SELECT component, target, key_count FROM statecast_declarations WHERE app = ?",
+      args: [app],
+    });
+    const counts = new Map<string, Map<string, number>>();
+    for (const r of rs.rows) {
+      const path = String(r[0]);
+      let byTarget = counts.get(path);
+      if (byTarget === undefined) counts.set(path, byTarget = new Map());
+      byTarget.set(String(r[1]), Number(r[2]));
+    }
+    return counts;
+  }
+
+  /** Per target of `app`, keys retracting (deletes not sent yet), for `status`. */
+  async retractingCounts(app: string): Promise<Map<string, number>> {
+    const rs = await this.#client.execute({
+      sql: "SELECT t.target, COUNT(r.key) FROM statecast_targets AS t " +
+        "LEFT JOIN statecast_retracting AS r ON r.tid = t.tid WHERE t.app = ? GROUP BY t.target",
+      args: [app],
+    });
+    return new Map(rs.rows.map((r) => [String(r[0]), Number(r[1])]));
   }
 
   /** The keys in doubt of `app`, per target. */

@@ -40,11 +40,17 @@ export class LiveJob implements AsyncDisposable {
     return join(this.dir, "data");
   }
 
-  /** Starts the live process and waits until it watches. */
-  async start(): Promise<void> {
+  /**
+   * Starts the live process and waits until it watches; `main` replaces main.ts, `args` and `env`
+   * are added.
+   */
+  async start(
+    options: { main?: string; args?: string[]; env?: Record<string, string> } = {},
+  ): Promise<void> {
+    const main = [options.main ?? "main.ts", "--live", ...options.args ?? []];
     const [cmd, args] = this.runtime === "deno"
-      ? [Deno.execPath(), ["run", "-A", "main.ts", "--live"]]
-      : [BUN, ["main.ts", "--live"]];
+      ? [Deno.execPath(), ["run", "-A", ...main]]
+      : [BUN, main];
     this.log = "";
     this.child = new Deno.Command(cmd, {
       args,
@@ -55,6 +61,7 @@ export class LiveJob implements AsyncDisposable {
         DATA_DIR: this.data,
         STATECAST_STATE: `file:${join(this.dir, "state.db")}`,
         NO_COLOR: "1",
+        ...options.env,
       },
       stdin: "null",
       stdout: "null",

@@ -29,7 +29,7 @@ Deno.test("main.ts status shows the target, its keys and the files", async () =>
     status.stdout,
     new RegExp(`target kafka:kafka_producer/${p.topic}: 3 keys from 2 files`),
   );
-  assert.match(status.stdout, /^ {2}a\.csv: 2 keys$/m);
+  assert.match(status.stdout, /^ {2}a\.csv: 2 keys, last run \S+, ok$/m);
   assert.deepEqual(await p.fresh(), [
     "k1=" + '{"id":"k1","v":"1"}',
     'k2={"id":"k2","v":"2"}',
@@ -90,7 +90,8 @@ Deno.test("main.ts names the topic and how to create it when the topic does not 
     r.stderr,
     /UNKNOWN_TOPIC_OR_PARTITION; statecast never creates topics: create "missing-/,
   );
-  assert.match(r.stderr, /not committed/);
+  assert.match(r.stderr, /nothing was committed/);
+  assert.match(r.stderr, /0 failed; sent nothing, 0 unchanged rows; [\d.]+ s \(the target failed/);
 });
 
 Deno.test("main.ts sends every row to a new topic after KAFKA_TOPIC changes, and forgets the old one", async () => {

@@ -146,6 +146,7 @@ class ScriptedEngine extends Engine {
     this.rounds.push({ at: Date.now(), paths });
     return Promise.resolve({
       scanned: paths.length,
+      gone: [...options.removed ?? []].length,
       unchanged: 0,
       processed: paths.length,
       failed: [],

@@ -70,7 +70,7 @@ for (
       let rounds = 0;
       const live = runLive(engine, fn, source, {
         signal: controller.signal,
-        onRound: () => rounds++,
+        onRound: () => void rounds++,
         onError: (error) => {
           throw error;
         },

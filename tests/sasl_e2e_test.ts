@@ -130,7 +130,7 @@ Deno.test("main.ts --log-format json with a wrong SASL password prints no passwo
   assert.notEqual(r.code, 0, r.stderr);
   const lines = r.stderr.trim().split("\n").map((line) => JSON.parse(line));
   assert.ok(
-    lines.some((l) => l.level === "error" && /SASL PLAIN authentication failed/.test(l.message)),
+    lines.some((l) => l.level === "error" && /SASL PLAIN authentication failed/.test(l.msg)),
     r.stderr,
   );
   assertNoSecret(r, wrong, s.password);

@@ -272,3 +272,57 @@ Deno.test("StateStore names the store, the table, the row and --reset for a corr
     await rm(dir, { recursive: true });
   }
 });
+
+Deno.test("StateStore.open() migrates a version 4 store to 5: the failures table is added", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  try {
+    (await StateStore.open(url)).close();
+    const client = createClient({ url });
+    await client.batch([
+      "DROP TABLE statecast_failures",
+      "UPDATE statecast_meta SET value = '4' WHERE name = 'schema_version'",
+    ], "write");
+    client.close();
+    await using store = await StateStore.open(url);
+    await store.recordFailures("app", {
+      forget: [],
+      failures: [{ path: "a.csv", reason: "invalid", message: "bad", line: 3, atMs: 1 }],
+    });
+    assert.equal((await store.failures("app")).get("a.csv")?.line, 3);
+    const check = createClient({ url });
+    const meta = await check.execute("SELECT value FROM statecast_meta");
+    check.close();
+    assert.equal(String(meta.rows[0]![0]), "5");
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+Deno.test("StateStore.recordFailures() replaces what it forgets, keeps the others; reset forgets all", async () => {
+  await using store = await StateStore.open(":memory:");
+  await store.recordFailures("app", {
+    forget: [],
+    failures: [
+      { path: "a.csv", reason: "invalid", message: "x", line: 2, atMs: 1 },
+      { path: "b.csv", reason: "waiting", message: "y", blockedBy: "a.csv", atMs: 1 },
+    ],
+  });
+  await store.recordFailures("other", {
+    forget: [],
+    failures: [{ path: "a.csv", reason: "error", message: "z", atMs: 1 }],
+  });
+  await store.recordFailures("app", { forget: ["b.csv"], failures: [] });
+  const failures = await store.failures("app");
+  assert.deepEqual([...failures.keys()], ["a.csv"]);
+  assert.deepEqual(failures.get("a.csv"), {
+    path: "a.csv",
+    reason: "invalid",
+    message: "x",
+    line: 2,
+    atMs: 1,
+  });
+  await store.reset("app");
+  assert.equal((await store.failures("app")).size, 0);
+  assert.equal((await store.failures("other")).size, 1, "another app's rows stay");
+});
