@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { statSync } from "node:fs";
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import picomatch from "picomatch";
@@ -11,8 +12,8 @@ import { type CsvRow, type CsvRowsOptions, parseCsvRows } from "./csv.ts";
 import type { SourceItem } from "./engine.ts";
 import { StatecastError } from "./errors.ts";
 
-/** Files stat'ed at once during a scan. */
-const STAT_CONCURRENCY = 64;
+/** Files stat'ed between two pauses for the event loop during a scan. */
+const STAT_BATCH = 2000;
 
 /** Options of {@linkcode walkDir}. */
 export interface WalkDirOptions {
@@ -232,6 +233,19 @@ export class DirSource implements AsyncIterable<FileItem> {
     return await this.#item(path, true);
   }
 
+  /** {@linkcode DirSource.#item} for a path the walk found as a plain file: no real path check. */
+  #itemSync(path: string): FileItem | undefined {
+    const fullPath = join(this.root, ...path.split("/"));
+    try {
+      const s = statSync(fullPath);
+      return s.isFile() ? new FileItem(path, fullPath, s.size, s.mtimeMs) : undefined;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+      return new FileItem(path, fullPath, -1, 0, error);
+    }
+  }
+
   /**
    * Stats one matching path. `mayLeave`: the path may lead outside the root (a symbolic link, or
    * a path the walk did not see), so its real path is checked.
@@ -341,15 +355,16 @@ export class DirSource implements AsyncIterable<FileItem> {
       if (under === "" || (code !== "ENOENT" && code !== "ENOTDIR")) throw error;
     }
     paths.sort();
-    // Stat many files at once: one at a time, 100,000 small files took 19 s.
+    // Plain files are stat'ed synchronously, a batch at a time with a pause for the event loop in
+    // between: per file, an awaited stat costs more than the system call (100,000 small files:
+    // 19 s one awaited stat at a time, 2.7 s 64 at a time, 1.6 s synchronously). Links, which may
+    // lead outside the root, take the checked path.
     const found = new Array<FileItem | undefined>(paths.length);
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < paths.length; i = next++) {
-        found[i] = await this.#item(paths[i]!, links.has(paths[i]!));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, paths.length) }, worker));
+    for (let i = 0; i < paths.length; i++) {
+      const path = paths[i]!;
+      found[i] = links.has(path) ? await this.#item(path, true) : this.#itemSync(path);
+      if (i % STAT_BATCH === STAT_BATCH - 1) await new Promise((r) => setTimeout(r, 0));
+    }
     const items = found.filter((item) => item !== undefined);
     return { items, unreadable };
   }
