@@ -280,13 +280,14 @@ export class CatchUpModel {
    * Until nothing changes: a key whose next owner did not run and whose committed value differs
    * from what was published needs that owner's value. The owner runs (it is readable), or it
    * cannot be read, and then every file that ran and held the key waits: it leaves `ran` (nothing
-   * of it is published or committed) and counts as failed. Returns the waiting files.
+   * of it is published or committed) and counts as failed. A file that gives a key to an owner
+   * found unreadable earlier in the loop waits too (once another giver waits, the key's next
+   * owner can change). Returns the waiting files.
    */
   #settle(files: ReadonlyMap<string, CsvSpec>, ran: Map<string, Table>, failed: Set<string>) {
     const waiting = new Set<string>();
-    const unreadable = new Set<string>();
     for (;;) {
-      const needed = this.#needed(ran, unreadable);
+      const needed = this.#needed(ran);
       if (needed.size === 0) return waiting;
       for (const [owner, givers] of needed) {
         if (!failed.has(owner)) {
@@ -297,7 +298,6 @@ export class CatchUpModel {
           }
           failed.add(owner);
         }
-        unreadable.add(owner);
         for (const giver of givers) {
           ran.delete(giver);
           waiting.add(giver);
@@ -308,7 +308,7 @@ export class CatchUpModel {
   }
 
   /** Owners (not in `ran`) whose value is needed, each with the files in `ran` that held the key. */
-  #needed(ran: ReadonlyMap<string, Table>, unreadable: ReadonlySet<string>) {
+  #needed(ran: ReadonlyMap<string, Table>) {
     const committed = this.#components;
     const touched = new Set<string>();
     for (const [path, table] of ran) {
@@ -324,7 +324,7 @@ export class CatchUpModel {
       for (const [path, table] of ran) if (table.has(key)) after.push(path);
       const owner = after.sort()[0];
       if (owner === undefined || ran.has(owner)) continue;
-      if (committed.get(owner)!.table.get(key) === previous || unreadable.has(owner)) continue;
+      if (committed.get(owner)!.table.get(key) === previous) continue;
       let givers = needed.get(owner);
       if (givers === undefined) needed.set(owner, givers = new Set());
       for (const p of before) if (ran.has(p)) givers.add(p);
