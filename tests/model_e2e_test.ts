@@ -150,12 +150,15 @@ class CatchUpTrial {
 /** A running `main.ts --live`: its stderr is collected in `log`. */
 class LiveProcess implements AsyncDisposable {
   log = "";
+  /** The exit code, once the process has ended (by itself or stopped). */
+  exitCode: number | undefined;
   readonly #child: Deno.ChildProcess;
   readonly #reading: Promise<void>;
   #status: Promise<Deno.CommandStatus> | undefined;
 
   constructor(child: Deno.ChildProcess) {
     this.#child = child;
+    child.status.then((s) => this.exitCode = s.code);
     const decoder = new TextDecoder();
     this.#reading = (async () => {
       for await (const chunk of child.stderr) this.log += decoder.decode(chunk, { stream: true });
@@ -208,10 +211,13 @@ async function liveTrial(seed: number, ops: number): Promise<void> {
   const converge = async (step: string) => {
     log.push(`-- ${step}: every file valid, the topic must converge`);
     const expected = model.round(folder.files).topic;
-    const diff = await convergence(p.topic, expected);
+    const diff = await convergence(p.topic, expected, () => live.exitCode === undefined);
     if (diff) {
+      const why = live.exitCode === undefined
+        ? `after ${CONVERGE_MS} ms the topic still differs from the files`
+        : `main.ts --live ended with exit code ${live.exitCode}; the topic differs from the files`;
       throw new Error(
-        `seed ${seed}, ${step}: after ${CONVERGE_MS} ms the topic still differs from the files:\n` +
+        `seed ${seed}, ${step}: ${why}:\n` +
           `${diff}\n\nmain.ts --live stderr:\n${live.log}\n` +
           `operations (MODEL_LIVE_SEEDS=${seed} MODEL_LIVE_OPS=${ops} reproduces):\n${
             log.join("\n")
@@ -250,9 +256,14 @@ async function liveTrial(seed: number, ops: number): Promise<void> {
 
 /**
  * Reads the topic until its compacted view equals `expected` and still does half a second
- * later (nothing stray arrives after it); "" then, else the last difference after CONVERGE_MS.
+ * later (nothing stray arrives after it); "" then, else the last difference after CONVERGE_MS
+ * or as soon as `running()` says the live process has ended.
  */
-async function convergence(topic: string, expected: Table): Promise<string> {
+async function convergence(
+  topic: string,
+  expected: Table,
+  running: () => boolean,
+): Promise<string> {
   const until = Date.now() + CONVERGE_MS;
   let diff = "";
   for (let equalSince: number | undefined;;) {
@@ -261,7 +272,7 @@ async function convergence(topic: string, expected: Table): Promise<string> {
     if (diff) equalSince = undefined;
     else if (equalSince === undefined) equalSince = Date.now();
     else if (Date.now() - equalSince >= 500) return "";
-    if (Date.now() > until) return diff;
+    if (Date.now() > until || (diff && !running())) return diff;
     await sleep(100);
   }
 }
