@@ -38,35 +38,41 @@ export async function pipeline(name: string, configs: Record<string, string> = {
   const topic = `e2e-${name}-${crypto.randomUUID().slice(0, 8)}`;
   await createTopic(topic, 3, { configs });
   const seen = new Set<string>();
+  const command = (options: RunOptions, stdout: "piped" | "null") => {
+    const main = [options.main ?? join(ROOT, "main.ts"), ...(options.args ?? [])];
+    const [cmd, args] = options.runtime === "bun"
+      ? [BUN, main]
+      : [Deno.execPath(), ["run", "-A", ...main]];
+    return new Deno.Command(cmd, {
+      args,
+      cwd: options.cwd ?? ROOT,
+      clearEnv: true,
+      env: withoutKeys({
+        ...Deno.env.toObject(),
+        KAFKA_BOOTSTRAP_SERVERS: BROKERS,
+        KAFKA_TOPIC: topic,
+        DATA_DIR: data,
+        STATECAST_STATE: `file:${join(dir, "state.db")}`,
+        NO_COLOR: "1",
+        ...options.env,
+      }, options.unset ?? []),
+      stdin: "null",
+      stdout,
+      stderr: "piped",
+    });
+  };
   const p = {
     dir,
     data,
     topic,
     /** Runs `main` (default main.ts) once, as a user would, under Deno or Bun. */
     async run(options: RunOptions = {}): Promise<Run> {
-      const main = [options.main ?? join(ROOT, "main.ts"), ...(options.args ?? [])];
-      const [cmd, args] = options.runtime === "bun"
-        ? [BUN, main]
-        : [Deno.execPath(), ["run", "-A", ...main]];
-      const out = await new Deno.Command(cmd, {
-        args,
-        cwd: options.cwd ?? ROOT,
-        clearEnv: true,
-        env: withoutKeys({
-          ...Deno.env.toObject(),
-          KAFKA_BOOTSTRAP_SERVERS: BROKERS,
-          KAFKA_TOPIC: topic,
-          DATA_DIR: data,
-          STATECAST_STATE: `file:${join(dir, "state.db")}`,
-          NO_COLOR: "1",
-          ...options.env,
-        }, options.unset ?? []),
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const out = await command(options, "piped").output();
       const dec = new TextDecoder();
       return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
     },
+    /** Starts `main` (default main.ts) without waiting for it; stdout is dropped, stderr piped. */
+    spawn: (options: RunOptions = {}): Deno.ChildProcess => command(options, "null").spawn(),
     /** Runs main.ts and expects success. */
     async ok(options: RunOptions = {}): Promise<Run> {
       const r = await p.run(options);
@@ -87,6 +93,9 @@ export async function pipeline(name: string, configs: Record<string, string> = {
   };
   return p;
 }
+
+/** What {@linkcode pipeline} returns. */
+export type Pipeline = Awaited<ReturnType<typeof pipeline>>;
 
 function show(m: ReadbackMessage): string {
   return `${m.key}=${m.value === null ? "null" : m.value}`;
