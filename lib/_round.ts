@@ -61,6 +61,14 @@ export class Round<I extends SourceItem> {
   readonly #dryDeletes = new Map<string, Map<string, Fingerprint | undefined>>();
   #changesPlanned = 0;
   #changesDone = 0;
+  /**
+   * Components that would wait on an unreadable owner, tried once more at the end of the round:
+   * a later chunk's file may have become the key's owner meanwhile. Until then their committed
+   * state stands, so the chunks in between see them as declaring what they did.
+   */
+  readonly #deferred = new Map<string, "gone" | "changed">();
+  /** The end-of-round chunk of deferred components: waiting is final there. */
+  #final = false;
   /** The next free component id (found on first use). */
   #nextId: number | undefined;
 
@@ -116,6 +124,9 @@ export class Round<I extends SourceItem> {
     if (first && [...this.#e.inDoubt.values()].some((keys) => keys.size > 0)) {
       const empty: Chunk = { ran: new Map(), memo: new Map(), removed: new Set(), doubts: true };
       if (!await (await this.#sendChunk(empty)).done) return this.#finish();
+    }
+    if (this.#deferred.size > 0 && !await (await this.#sendChunk(await this.#lastChunk())).done) {
+      return this.#finish();
     }
     if (!await this.#sendDeletes()) return this.#finish();
     await this.#reportLaterConflicts();
@@ -206,6 +217,24 @@ export class Round<I extends SourceItem> {
       }
     }
     if (chunk.ran.size > 0 || chunk.memo.size > 0) yield chunk;
+  }
+
+  /** The end-of-round chunk: the deferred components, gone or run again. */
+  async #lastChunk(): Promise<Chunk> {
+    this.#final = true;
+    const chunk = newChunk();
+    for (const [c, kind] of this.#deferred) {
+      if (kind === "gone") {
+        chunk.ran.set(c, new Map());
+        chunk.removed.add(c);
+        this.#removed.add(c);
+        continue;
+      }
+      const item = this.#itemsByPath.get(c) ?? await this.#options.resolve?.(c);
+      if (item !== undefined) await this.#runInto(chunk, item, true);
+    }
+    this.#deferred.clear();
+    return chunk;
   }
 
   /**
@@ -329,27 +358,46 @@ export class Round<I extends SourceItem> {
    * makes the components that hand it keys wait (their committed state stays as it is).
    */
   async #planChunk(chunk: Chunk): Promise<{ plan: Plan; lookup: Lookup }> {
+    /** Components run into this chunk because a key needed them. */
+    const pulled = new Set<string>();
     for (;;) {
       const lookup = await lookUp(this.#e, chunk, this.#removed);
-      const plan = planChunk(this.#e, chunk, lookup, this.#unreadable);
+      // A deferred component waits itself: a key it would own waits with it.
+      const blocked = new Set([...this.#unreadable, ...this.#deferred.keys()]);
+      const plan = planChunk(this.#e, chunk, lookup, blocked);
       if (plan.needed.size === 0) return { plan, lookup };
       for (const [owner, givers] of plan.needed) {
-        if (!this.#unreadable.has(owner) && !this.#failed.has(owner)) {
+        if (!blocked.has(owner) && !this.#failed.has(owner)) {
           const item = this.#itemsByPath.get(owner) ?? await this.#options.resolve?.(owner);
           if (item !== undefined) {
             this.#pulled.add(owner);
+            pulled.add(owner);
             await this.#runInto(chunk, item, true);
             if (chunk.ran.has(owner)) continue;
           }
         }
-        this.#unreadable.add(owner);
+        if (!this.#deferred.has(owner)) this.#unreadable.add(owner);
         for (const giver of givers) {
+          const gone = chunk.removed.has(giver);
           chunk.ran.delete(giver);
           chunk.memo.delete(giver);
           // A file that is gone waits too: committing its removal would forget what it owes.
           chunk.removed.delete(giver);
           this.#removed.delete(giver);
           if (this.#failed.has(giver)) continue;
+          if (!this.#final && !this.#options.dryRun) {
+            this.#deferred.set(giver, gone ? "gone" : "changed");
+            if (!gone) this.summary.processed--; // it runs again at the end
+            // What was run for it may not be needed any more: plan it in its own chunk.
+            for (const p of pulled) {
+              chunk.ran.delete(p);
+              chunk.memo.delete(p);
+              this.#pulled.delete(p);
+              this.summary.processed--;
+            }
+            pulled.clear();
+            continue;
+          }
           this.#fail(
             giver,
             new StatecastError(
