@@ -76,19 +76,7 @@ Deno.test("main.ts holds a file truncated to 0 bytes instead of tombstoning its 
 Deno.test("main.ts refuses a second run on the same store at once, and takes over a dead run's lock", async () => {
   await using p = await pipeline("lock");
   await p.write("a.csv", "id,v\nk1,1\n");
-  const live = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "main.ts"), "--live"],
-    cwd: ROOT,
-    env: {
-      KAFKA_BOOTSTRAP_SERVERS: BROKERS,
-      KAFKA_TOPIC: p.topic,
-      DATA_DIR: p.data,
-      STATECAST_STATE: `file:${join(p.dir, "state.db")}`,
-      NO_COLOR: "1",
-    },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const live = p.spawn({ args: ["--live"] });
   let log = "";
   const reading = (async () => {
     for await (const chunk of live.stderr) log += new TextDecoder().decode(chunk);
