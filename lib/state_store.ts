@@ -336,14 +336,7 @@ export class StateStore implements AsyncDisposable {
       });
       for (const row of rs.rows) {
         const component = String(row[0]);
-        found.set(
-          component,
-          this.#decode(String(row[1]), decodeKeys, {
-            table: "statecast_declarations",
-            app,
-            where: `target "${target}", file "${component}"`,
-          }),
-        );
+        found.set(component, this.#keyList(app, target, component, String(row[1])));
       }
     }
     return found;
@@ -391,16 +384,18 @@ export class StateStore implements AsyncDisposable {
       let byComponent = declarations.get(target);
       if (byComponent === undefined) declarations.set(target, byComponent = new Map());
       const component = String(row[1]);
-      byComponent.set(
-        component,
-        this.#decode(String(row[2]), decodeKeys, {
-          table: "statecast_declarations",
-          app,
-          where: `target "${target}", file "${component}"`,
-        }),
-      );
+      byComponent.set(component, this.#keyList(app, target, component, String(row[2])));
     }
     return declarations;
+  }
+
+  /** One file's key list as stored in `statecast_declarations`, decoded. */
+  #keyList(app: string, target: string, component: string, text: string): KeyFingerprints {
+    return this.#decode(text, decodeKeys, {
+      table: "statecast_declarations",
+      app,
+      where: `target "${target}", file "${component}"`,
+    });
   }
 
   /**
@@ -694,16 +689,6 @@ export class StateStore implements AsyncDisposable {
   async markInDoubt(app: string, inDoubt: Map<string, string[]>): Promise<void> {
     const statements = [...inDoubt].map(([target, keys]) => inDoubtStatement(app, target, keys));
     await this.#write(app, statements);
-  }
-
-  /** Per file of `app`, how many keys it declares (all targets together), for `status`. */
-  async fileKeyCounts(app: string): Promise<Map<string, number>> {
-    const rs = await this.#client.execute({
-      sql: "SELECT component, SUM(key_count) FROM statecast_declarations WHERE app = ? " +
-        "GROUP BY component",
-      args: [app],
-    });
-    return new Map(rs.rows.map((r) => [String(r[0]), Number(r[1])]));
   }
 
   /** Targets of `app` with their numbers of components and keys. */
