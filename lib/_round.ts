@@ -12,7 +12,13 @@ import { type Chunk, type Lookup, lookUp, type Plan, planChunk, type Planned } f
 import { collecting, Collector } from "./_collector.ts";
 import { linkedGroups } from "./_isolation.ts";
 import type { EngineState } from "./_engine_state.ts";
-import type { ComponentFn, RoundOptions, RoundSummary, SourceItem } from "./round.ts";
+import {
+  type ComponentFn,
+  emptyRoundSummary,
+  type RoundOptions,
+  type RoundSummary,
+  type SourceItem,
+} from "./round.ts";
 import { StatecastError } from "./errors.ts";
 import { type Fingerprint, fingerprint, keyHash } from "./fingerprint.ts";
 import { keyFromId, showKey } from "./key_id.ts";
@@ -88,22 +94,7 @@ export class Round<I extends SourceItem> {
     this.#logic = fingerprint(
       `${fn.logicFingerprint}\n${[...state.targets.keys()].sort().join("\n")}`,
     );
-    this.summary = {
-      scanned: items.length,
-      gone: 0,
-      unchanged: 0,
-      processed: 0,
-      failed: [],
-      upserts: 0,
-      deletes: 0,
-      unchangedKeys: 0,
-      conflicts: [],
-      changes: [],
-      committed: false,
-      held: [],
-      warnings: [],
-      elapsedMs: 0,
-    };
+    this.summary = { ...emptyRoundSummary(), scanned: items.length };
   }
 
   async run(): Promise<RoundSummary> {

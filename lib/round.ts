@@ -142,3 +142,32 @@ export interface RoundOptions<I extends SourceItem = SourceItem> {
   /** Called after each file ran and each batch of changes was acknowledged, for progress. */
   onProgress?: ((phase: "files" | "changes", done: number, total: number) => void) | undefined;
 }
+
+/**
+ * A summary of a round that has done nothing yet: every count 0, every list empty, not committed.
+ *
+ * @example
+ * ```ts
+ * import { emptyRoundSummary } from "./round.ts";
+ * const summary = { ...emptyRoundSummary(), scanned: 2 };
+ * if (summary.upserts !== 0 || summary.committed || summary.failed.length !== 0) throw new Error();
+ * ```
+ */
+export function emptyRoundSummary(): RoundSummary {
+  return {
+    scanned: 0,
+    gone: 0,
+    unchanged: 0,
+    processed: 0,
+    failed: [],
+    upserts: 0,
+    deletes: 0,
+    unchangedKeys: 0,
+    conflicts: [],
+    changes: [],
+    committed: false,
+    held: [],
+    warnings: [],
+    elapsedMs: 0,
+  };
+}

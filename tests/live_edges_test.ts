@@ -13,6 +13,7 @@ import {
   type RoundSummary,
   type SourceItem,
 } from "../lib/engine.ts";
+import { emptyRoundSummary } from "../lib/round.ts";
 import { fingerprint, initFingerprints } from "../lib/fingerprint.ts";
 import { declare } from "../lib/target.ts";
 import { runLive, Settling } from "../lib/live.ts";
@@ -145,20 +146,11 @@ class ScriptedEngine extends Engine {
     const paths = [...items.map((i) => i.path), ...options.removed ?? []].sort();
     this.rounds.push({ at: Date.now(), paths });
     return Promise.resolve({
+      ...emptyRoundSummary(),
       scanned: paths.length,
       gone: [...options.removed ?? []].length,
-      unchanged: 0,
       processed: paths.length,
-      failed: [],
-      upserts: 0,
-      deletes: 0,
-      unchangedKeys: 0,
-      conflicts: [],
-      changes: [],
       committed: true,
-      held: [],
-      warnings: [],
-      elapsedMs: 0,
       ...this.answer(paths),
     });
   }

@@ -4,24 +4,16 @@ import assert from "node:assert/strict";
 import { MetricsRegistry, serveMetrics } from "../lib/metrics.ts";
 import { failureReason, Monitor, UNHEALTHY_AFTER_FAILURES } from "../lib/_monitor.ts";
 import type { RoundSummary } from "../lib/engine.ts";
+import { emptyRoundSummary } from "../lib/round.ts";
 import { StatecastError } from "../lib/errors.ts";
 import { parseExposition, sampleValue } from "./_prometheus.ts";
 
 function summary(over: Partial<RoundSummary> = {}): RoundSummary {
   return {
+    ...emptyRoundSummary(),
     scanned: 1,
-    gone: 0,
-    unchanged: 0,
     processed: 1,
-    failed: [],
-    upserts: 0,
-    deletes: 0,
-    unchangedKeys: 0,
-    conflicts: [],
-    changes: [],
     committed: true,
-    held: [],
-    warnings: [],
     elapsedMs: 12,
     ...over,
   };
