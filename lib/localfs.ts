@@ -130,6 +130,17 @@ export class FileItem implements SourceItem {
   }
 }
 
+/**
+ * A path whose stat failed: gone (undefined), or there but unreadable (a symlink loop, no
+ * permission): an item that fails when read, so the file is reported and keeps what it published,
+ * and the other files go on.
+ */
+function failedStat(path: string, fullPath: string, error: unknown): FileItem | undefined {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+  return new FileItem(path, fullPath, -1, 0, error);
+}
+
 /** Decodes UTF-8; invalid bytes are an error naming the file and the line. */
 export function decodeUtf8(bytes: Uint8Array, path: string): string {
   try {
@@ -240,9 +251,7 @@ export class DirSource implements AsyncIterable<FileItem> {
       const s = statSync(fullPath);
       return s.isFile() ? new FileItem(path, fullPath, s.size, s.mtimeMs) : undefined;
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-      return new FileItem(path, fullPath, -1, 0, error);
+      return failedStat(path, fullPath, error);
     }
   }
 
@@ -257,11 +266,7 @@ export class DirSource implements AsyncIterable<FileItem> {
       if (!s.isFile() || (mayLeave && !await this.#inside(path, fullPath))) return undefined;
       return new FileItem(path, fullPath, s.size, s.mtimeMs);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-      // There but unreadable (a symlink loop, no permission): an item that fails when read, so
-      // the file is reported and keeps what it published, and the other files go on.
-      return new FileItem(path, fullPath, -1, 0, error);
+      return failedStat(path, fullPath, error);
     }
   }
 
