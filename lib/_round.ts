@@ -362,9 +362,11 @@ export class Round<I extends SourceItem> {
           const item = this.#itemsByPath.get(owner) ?? await this.#options.resolve?.(owner);
           if (item !== undefined) {
             this.#pulled.add(owner);
-            pulled.add(owner);
             await this.#runInto(chunk, item, true);
-            if (chunk.ran.has(owner)) continue;
+            if (chunk.ran.has(owner)) {
+              pulled.add(owner);
+              continue;
+            }
           }
         }
         if (!this.#deferred.has(owner)) this.#unreadable.add(owner);
