@@ -25,6 +25,11 @@ export interface ProducerMessage {
 /** The smallest producer statecast needs: kafkajs' `Producer.send`. */
 export interface KafkaProducer {
   send(record: { topic: string; messages: ProducerMessage[]; acks?: number }): Promise<unknown>;
+  /**
+   * How many `send()` calls the producer keeps in order when they run at once; the target's
+   * default `inFlight`. @default 1
+   */
+  readonly inFlight?: number;
 }
 
 /** What a row of a topic should be. */
@@ -43,7 +48,8 @@ export interface TopicTargetOptions {
   /**
    * `send()` calls awaited at once: with more than one, the next batch is handed over while the
    * broker still writes the previous one. Only for a producer that keeps the order of concurrent
-   * sends (kafkajs' idempotent producer does not promise it). @default 1
+   * sends (kafkajs' idempotent producer does not promise it). @default the producer's
+   * `inFlight`, else 1
    */
   inFlight?: number;
   /** Acks required: -1 (all in-sync replicas), 1 or 0. @default -1 */
@@ -102,7 +108,7 @@ export class TopicTarget implements Target<TopicState> {
     onApplied?: (count: number) => void,
   ): Promise<void> {
     const batchSize = this.#options.batchSize ?? 2000;
-    const inFlight = Math.max(1, this.#options.inFlight ?? 1);
+    const inFlight = Math.max(1, this.#options.inFlight ?? this.#producer.inFlight ?? 1);
     const acks = this.#options.acks ?? -1;
     const pending: Array<Promise<number>> = [];
     // In order: progress is reported batch after batch. (Not `onApplied?.(await ...)`: without

@@ -139,3 +139,16 @@ Deno.test("TopicTarget.apply() rejects a failed batch only once every send in fl
     /Kafka did not accept messages for topic "rows": NOT_ENOUGH_REPLICAS/,
   );
 });
+
+Deno.test("TopicTarget.apply() keeps as many sends in flight as the producer says it orders", async () => {
+  const producer = Object.assign(new ManualProducer(), { inFlight: 3 });
+  const target = new TopicTarget(KEY, producer, "rows", { batchSize: 1 });
+  const applying = target.apply(upserts(4));
+  await tick();
+  assert.equal(producer.calls.length, 3);
+  for (const call of producer.calls) call.resolve();
+  await tick();
+  producer.calls[3]!.resolve();
+  await applying;
+  assert.equal(producer.calls.length, 4);
+});
