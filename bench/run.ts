@@ -13,7 +13,7 @@
  *    topic, data folder and state store; exactly N messages must land, one per key;
  * 2. the same run again, nothing changed: zero messages, every file skipped by the memo;
  * 3. one cell of one file edited: exactly one message, the edited row;
- * 4. the processing function changed (a copy of main.ts under .cache/bench/ with a no-op
+ * 4. the processing function changed (a copy of main.ts, bench/.main_TOPIC.ts, with a no-op
  *    statement added): every file re-runs, zero messages;
  * 5. live: `main.ts --live` on a fresh topic, data folder and state store; after `watching "`,
  *    `--edits` times: edit one cell, measure from the write until the message is readable by a
@@ -664,11 +664,13 @@ function statecastTool(brokers: string, variant: Variant, name: string): Tool {
       const body = fn < 0 ? -1 : source.indexOf("=> {", fn);
       if (body < 0) throw new Error("main.ts has no `app.fn(..., (...) => {`: cannot change it");
       const at = body + "=> {".length;
-      const changed = (source.slice(0, at) + '\n  void "bench: changed logic, same values";' +
-        source.slice(at)).replaceAll('"./lib/', '"../../lib/');
-      const dir = join(ROOT, ".cache", "bench");
-      await mkdir(dir, { recursive: true });
-      const path = join(dir, `main_${topic}.ts`);
+      // A statement no bundler drops (Bun's transpiler removes a bare `void "..."`), never true.
+      const noop = '\n  if (file.path === "") return; // bench: changed logic, same values';
+      const changed = (source.slice(0, at) + noop +
+        source.slice(at)).replaceAll('"./lib/', '"../lib/');
+      // Beside bench/run.ts, not under .cache/: a .cache/ that is a symbolic link (a git
+      // worktree's) would take Bun, which resolves links, to another checkout's lib/.
+      const path = join(ROOT, "bench", `.main_${topic}.ts`);
       await writeFile(path, changed);
       return path;
     },
@@ -1135,7 +1137,7 @@ async function catchUpScenarios(
       record("4", checks);
     }
   } finally {
-    if (variant?.startsWith(join(ROOT, ".cache"))) await rm(variant, { force: true });
+    if (variant?.startsWith(join(ROOT, "bench", ".main_"))) await rm(variant, { force: true });
     if (!options.keep) await rm(dir, { recursive: true, force: true });
   }
 }
@@ -1380,7 +1382,7 @@ async function summarizeProfile(dir: string, title: string): Promise<string> {
     if (url.startsWith("ext:")) return "Deno runtime (ext:)";
     const local = url.replace(`file://${ROOT}/`, "");
     if (local.startsWith("lib/")) return local;
-    if (local === "main.ts" || local.startsWith(".cache/bench/")) return "main.ts (the job)";
+    if (local === "main.ts" || local.startsWith("bench/.main_")) return "main.ts (the job)";
     return local;
   };
   const self = new Map<string, number>();
