@@ -13,7 +13,7 @@
  *    topic, data folder and state store; exactly N messages must land, one per key;
  * 2. the same run again, nothing changed: zero messages, every file skipped by the memo;
  * 3. one cell of one file edited: exactly one message, the edited row;
- * 4. the processing function changed (a copy of main.ts under .cache/bench/ with a no-op
+ * 4. the processing function changed (a copy of main.ts, bench/.main_TOPIC.ts, with a no-op
  *    statement added): every file re-runs, zero messages;
  * 5. live: `main.ts --live` on a fresh topic, data folder and state store; after `watching "`,
  *    `--edits` times: edit one cell, measure from the write until the message is readable by a
@@ -93,6 +93,11 @@ const USAGE = `deno task bench [options]
   --live-rows N     rows of the live scenario (default: --rows)
   --seed N          PRNG seed of the generated data (default 1)
   --cocoindex PATH  the cocoindex CLI to compare with, or "off" (default: cocoindex on PATH)
+  --clients LIST    Kafka clients of main.ts to run, comma-separated (KAFKA_CLIENT:
+                    kafkajs, platformatic; default: main.ts's default only)
+  --runtimes LIST   runtimes to run statecast under: deno, bun (default: deno)
+  --ceiling on|off  Kafka's own producers on the same broker and data size first (default on)
+  --live on|off     the live scenario (default on)
   --cpu-prof        profile main.ts in scenarios 1 to 4 and print the hot spots
   --postgres URL    the PostgreSQL server of scenarios 6-7, or "off" (default: $DATABASE_URL,
                     else postgres://postgres@127.0.0.1:5433/postgres, as scripts/postgres up)
@@ -109,6 +114,10 @@ interface Options {
   liveRows: number;
   seed: number;
   cocoindex: string | undefined;
+  /** The statecast variants to run (runtime x client). */
+  variants: Variant[];
+  ceiling: boolean;
+  live: boolean;
   cpuProf: boolean;
   keep: boolean;
   out: string | undefined;
@@ -126,6 +135,10 @@ function parseOptions(argv: string[]): Options {
       "live-rows": { type: "string" },
       seed: { type: "string" },
       cocoindex: { type: "string" },
+      clients: { type: "string" },
+      runtimes: { type: "string" },
+      ceiling: { type: "string" },
+      live: { type: "string" },
       "cpu-prof": { type: "boolean" },
       keep: { type: "boolean" },
       postgres: { type: "string" },
@@ -153,6 +166,24 @@ function parseOptions(argv: string[]): Options {
   else if (cocoindex === undefined) cocoindex = which("cocoindex");
   else if (!existsSync(cocoindex)) throw new RangeError(`--cocoindex: no file "${cocoindex}"`);
   const out = values.out ?? join(ROOT, "bench", "RESULTS.md");
+  const list = (name: string, text: string | undefined, allowed: string[]) => {
+    if (text === undefined) return undefined;
+    const items = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+    const bad = items.find((s) => !allowed.includes(s));
+    if (bad !== undefined || items.length === 0) {
+      throw new RangeError(`--${name} takes a comma-separated list of ${allowed.join(", ")}`);
+    }
+    return items;
+  };
+  const onOff = (name: string, text: string | undefined) => {
+    if (text === undefined || text === "on") return true;
+    if (text === "off") return false;
+    throw new RangeError(`--${name} must be on or off, got "${text}"`);
+  };
+  const runtimes = (list("runtimes", values.runtimes, ["deno", "bun"]) ?? ["deno"]) as Array<
+    Variant["runtime"]
+  >;
+  const clients = list("clients", values.clients, ["kafkajs", "platformatic"]) ?? [undefined];
   return {
     rows,
     files,
@@ -160,6 +191,9 @@ function parseOptions(argv: string[]): Options {
     liveRows: Math.max(int("live-rows", values["live-rows"], rows, 1), files),
     seed: int("seed", values.seed, 1, 0),
     cocoindex,
+    variants: runtimes.flatMap((runtime) => clients.map((client) => ({ runtime, client }))),
+    ceiling: onOff("ceiling", values.ceiling),
+    live: onOff("live", values.live),
     cpuProf: values["cpu-prof"] ?? false,
     keep: values.keep ?? false,
     out: out === "-" ? undefined : out,
@@ -482,6 +516,9 @@ class Broker {
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
+/** A tool's name as it may appear in a topic or folder name. */
+const slug = (name: string) => name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/-+$/, "");
+
 /**
  * A long-running `kcat -C -o end -u` consumer: messages are timed as they arrive on its stdout,
  * so a measurement never includes starting a reader.
@@ -582,6 +619,8 @@ class Consumer implements AsyncDisposable {
 /** One of the compared tools: how to run it, and what its summary says. */
 interface Tool {
   name: string;
+  /** statecast itself (its targets are checked), under some runtime and client. */
+  ours: boolean;
   /** Command and arguments of a catch-up run (`variant`: the changed-logic copy). */
   command(variant?: string): [string, string[]];
   liveCommand(): [string, string[]];
@@ -598,16 +637,39 @@ interface Tool {
 
 const DENO = Deno.execPath();
 
-function statecastTool(brokers: string): Tool {
+/** A runtime statecast runs under, and the Kafka client main.ts uses (`KAFKA_CLIENT`). */
+interface Variant {
+  runtime: "deno" | "bun";
+  /** `undefined`: main.ts's default. */
+  client: string | undefined;
+}
+
+const BUN = join(ROOT, "node_modules", ".bin", "bun");
+
+/** "statecast", or "statecast (bun, platformatic)" when several variants run. */
+function variantName(variant: Variant, all: Variant[]): string {
+  const parts: string[] = [];
+  if (variant.runtime !== "deno" || all.some((v) => v.runtime !== variant.runtime)) {
+    parts.push(variant.runtime);
+  }
+  if (variant.client !== undefined) parts.push(variant.client);
+  return parts.length === 0 ? "statecast" : `statecast (${parts.join(", ")})`;
+}
+
+function statecastTool(brokers: string, variant: Variant, name: string): Tool {
+  const run = (args: string[]): [string, string[]] =>
+    variant.runtime === "bun" ? [BUN, args] : [DENO, ["run", "-A", ...args]];
   return {
-    name: "statecast",
-    command: (variant) => [DENO, ["run", "-A", variant ?? "main.ts"]],
-    liveCommand: () => [DENO, ["run", "-A", "main.ts", "--live"]],
+    name,
+    ours: true,
+    command: (changed) => run([changed ?? "main.ts"]),
+    liveCommand: () => run(["main.ts", "--live"]),
     env: (topic, data, dir) => ({
       KAFKA_BOOTSTRAP_SERVERS: brokers,
       KAFKA_TOPIC: topic,
       DATA_DIR: data,
       STATECAST_STATE: `file:${join(dir, "state.db")}`,
+      ...(variant.client === undefined ? {} : { KAFKA_CLIENT: variant.client }),
     }),
     async makeVariant(_dir, topic) {
       const source = await readFile(join(ROOT, "main.ts"), "utf8");
@@ -615,11 +677,13 @@ function statecastTool(brokers: string): Tool {
       const body = fn < 0 ? -1 : source.indexOf("=> {", fn);
       if (body < 0) throw new Error("main.ts has no `app.fn(..., (...) => {`: cannot change it");
       const at = body + "=> {".length;
-      const changed = (source.slice(0, at) + '\n  void "bench: changed logic, same values";' +
-        source.slice(at)).replaceAll('"./lib/mod.ts"', '"../../lib/mod.ts"');
-      const dir = join(ROOT, ".cache", "bench");
-      await mkdir(dir, { recursive: true });
-      const path = join(dir, `main_${topic}.ts`);
+      // A statement no bundler drops (Bun's transpiler removes a bare `void "..."`), never true.
+      const noop = '\n  if (file.path === "") return; // bench: changed logic, same values';
+      const changed = (source.slice(0, at) + noop +
+        source.slice(at)).replaceAll('"./lib/', '"../lib/');
+      // Beside bench/run.ts, not under .cache/: a .cache/ that is a symbolic link (a git
+      // worktree's) would take Bun, which resolves links, to another checkout's lib/.
+      const path = join(ROOT, "bench", `.main_${topic}.ts`);
       await writeFile(path, changed);
       return path;
     },
@@ -631,7 +695,9 @@ function statecastTool(brokers: string): Tool {
       return { unchangedFiles: Number(m[2]), upserts: Number(m[4]), seconds: Number(m[7]) };
     },
     watching: /watching "/,
-    profileArgs: (dir) => ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+    ...(variant.runtime === "deno"
+      ? { profileArgs: (dir: string) => ["--cpu-prof", `--cpu-prof-dir=${dir}`] }
+      : {}),
   };
 }
 
@@ -639,6 +705,7 @@ function cocoindexTool(cli: string, brokers: string): Tool {
   const app = join(ROOT, "bench", "cocoindex_main.py");
   return {
     name: "CocoIndex",
+    ours: false,
     command: (variant) => [cli, ["update", variant ?? app]],
     liveCommand: () => [cli, ["update", "-L", app]],
     env: (topic, data, dir) => ({
@@ -664,6 +731,144 @@ function cocoindexTool(cli: string, brokers: string): Tool {
   };
 }
 
+// ------------------------------------------------------------------------------ ceiling ----
+
+/** One of Kafka's own producers, run on the scenario's messages: the ceiling to compare with. */
+interface Ceiling {
+  name: string;
+  /** Records per second as the tool itself measured it (ProducerPerformance), else by wall time. */
+  rowsPerS: number;
+  /** How `rowsPerS` was measured. */
+  basis: string;
+}
+
+/** The generated data as `key\tvalue` lines: the very messages statecast's main.ts sends. */
+function messageLines(data: Dataset): { lines: string; meanValueBytes: number } {
+  const out: string[] = [];
+  let bytes = 0;
+  const encoder = new TextEncoder();
+  for (const file of data.lines) {
+    for (let i = 1; i < file.length; i++) {
+      const fields = splitCsvLine(file[i]!);
+      const value = JSON.stringify(Object.fromEntries(HEADER.map((h, c) => [h, fields[c]])));
+      bytes += encoder.encode(value).byteLength;
+      out.push(`${fields[0]}\t${value}\n`);
+    }
+  }
+  return { lines: out.join(""), meanValueBytes: Math.round(bytes / data.rows) };
+}
+
+const PRODUCER_PERFORMANCE_SETTINGS = {
+  "linger.ms=10, batch.size=256 KiB": ["linger.ms=10", "batch.size=262144"],
+  "default batching": [],
+} as const;
+
+/**
+ * Runs Apache Kafka's `ProducerPerformance` (Java, the jars of scripts/kafka) and `kcat -P`
+ * (librdkafka) on fresh topics of the same broker: the same record count, values of the
+ * scenario's mean size (kcat: the scenario's very messages), keyed, acks=all, idempotent.
+ */
+async function ceilingRuns(data: Dataset, broker: Broker, outcome: Outcome): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-bench-ceiling-"));
+  try {
+    const { lines, meanValueBytes } = messageLines(data);
+    const file = join(dir, "messages.tsv");
+    await writeFile(file, lines);
+    const java = [
+      "-Xmx256m",
+      "-XX:+UseParallelGC",
+      `-Dlog4j2.configurationFile=${join(ROOT, "scripts", "kafka.d", "tools-log4j2.properties")}`,
+      "-cp",
+      `${join(ROOT, ".cache", "kafka", "lib")}/*`,
+      "org.apache.kafka.tools.ProducerPerformance",
+    ];
+    for (const [label, settings] of Object.entries(PRODUCER_PERFORMANCE_SETTINGS)) {
+      const topic = await freshTopic(broker, "ceiling-java");
+      const args = [...java, "--bootstrap-server", broker.brokers, "--topic", topic];
+      args.push("--num-records", String(data.rows), "--record-size", String(meanValueBytes));
+      args.push("--throughput", "-1", "--key-distribution", "range");
+      args.push("--record-key-range", String(data.rows), "--reporting-interval", "600000");
+      args.push("--command-property", "acks=all", "enable.idempotence=true", ...settings);
+      log(`ceiling: ProducerPerformance, ${label}...`);
+      const r = await runMeasured("java", args, { env: { PATH: process.env.PATH ?? "" } });
+      // "1000000 records sent, 446030.3 records/sec (42.54 MB/sec), ..."
+      const own = [...r.stdout.matchAll(/(\d+) records sent, ([\d.]+) records\/sec/g)].at(-1);
+      await ceilingRow(outcome, broker, topic, data, r, {
+        name: `ProducerPerformance (Java), ${label}`,
+        rowsPerS: own ? Number(own[2]) : data.rows / (r.wallMs / 1000),
+        basis: own ? "its own count (JVM start-up excluded)" : "wall time",
+      }, `${meanValueBytes}-byte values, keys 0..${fmtInt(data.rows - 1)}`);
+    }
+    const topic = await freshTopic(broker, "ceiling-kcat");
+    log("ceiling: kcat -P...");
+    const args = ["-P", "-b", broker.brokers, "-t", topic, "-K", "\t", "-l"];
+    for (const p of ["enable.idempotence=true", "acks=all", "linger.ms=10"]) args.push("-X", p);
+    args.push("-X", "partitioner=murmur2_random", "-X", "allow.auto.create.topics=false", file);
+    const r = await runMeasured("kcat", args, { env: { PATH: process.env.PATH ?? "" } });
+    await ceilingRow(outcome, broker, topic, data, r, {
+      name: "kcat -P (librdkafka), linger.ms=10",
+      rowsPerS: data.rows / (r.wallMs / 1000),
+      basis: "wall time",
+    }, `the scenario's ${fmtInt(data.rows)} messages (mean value ${meanValueBytes} bytes)`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function freshTopic(broker: Broker, prefix: string): Promise<string> {
+  const topic = `bench-${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+  await broker.createTopic(topic);
+  return topic;
+}
+
+/** Checks that every record of a ceiling run landed, and records the run. */
+async function ceilingRow(
+  outcome: Outcome,
+  broker: Broker,
+  topic: string,
+  data: Dataset,
+  r: Measured,
+  ceiling: Ceiling,
+  what: string,
+): Promise<void> {
+  const checks = new Checks();
+  checks.expect(r.code === 0, `exit ${r.code}: ${lastLines(r.stderr + r.stdout)}`);
+  const landed = sum(await broker.endOffsets(topic));
+  checks.expect(landed === data.rows, `${landed} records landed, expected ${data.rows}`);
+  if (checks.failed.length === 0) outcome.ceilings.push(ceiling);
+  else outcome.failures.push(`${ceiling.name}: ${checks.text}`);
+  outcome.rows.push({
+    scenario: `1. ceiling: Kafka's own producer, ${what}, acks=all, idempotent`,
+    tool: ceiling.name,
+    wall: fmtMs(r.wallMs),
+    inProcess: ceiling.basis === "wall time" ? "–" : fmtMs(data.rows / ceiling.rowsPerS * 1000),
+    rowsPerS: fmtInt(ceiling.rowsPerS),
+    rss: fmtMb(r.peakRssKb),
+    cpu: r.cpuS === undefined ? "–" : `${r.cpuS.toFixed(1)} s`,
+    messages: `${fmtInt(data.rows)} / ${fmtInt(landed)}`,
+    check: checks.text,
+    target: "",
+  });
+}
+
+/** The first-publish rates as a share of each ceiling. */
+function ceilingTable(outcome: Outcome): string {
+  if (outcome.ceilings.length === 0 || outcome.firstPublish.length === 0) return "";
+  const head = ["first publish (scenario 1)", "rows/s (wall)"].concat(
+    outcome.ceilings.map((c) => `share of ${c.name}, ${fmtInt(c.rowsPerS)}/s`),
+  );
+  const lines = [
+    `| ${head.join(" | ")} |`,
+    `| --- | --: |${" --: |".repeat(outcome.ceilings.length)}`,
+  ];
+  for (const run of outcome.firstPublish) {
+    const shares = outcome.ceilings.map((c) => `${(100 * run.rowsPerS / c.rowsPerS).toFixed(1)} %`);
+    lines.push(`| ${[run.tool, fmtInt(run.rowsPerS), ...shares].join(" | ")} |`);
+  }
+  return `\n## First publish against Kafka's own producers (same broker, same run)\n\n` +
+    `${lines.join("\n")}\n`;
+}
+
 // ---------------------------------------------------------------------------- scenarios ----
 
 interface Row {
@@ -681,6 +886,9 @@ interface Row {
 
 interface Outcome {
   rows: Row[];
+  ceilings: Ceiling[];
+  /** statecast's (and CocoIndex's) first-publish rate, rows / wall time, per tool. */
+  firstPublish: Array<{ tool: string; rowsPerS: number }>;
   failures: string[];
   missed: string[];
   profiles: string[];
@@ -717,10 +925,10 @@ async function catchUpScenarios(
   options: Options,
   outcome: Outcome,
 ): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), `statecast-bench-${tool.name.toLowerCase()}-`));
+  const dir = await mkdtemp(join(tmpdir(), `statecast-bench-${slug(tool.name)}-`));
   const dataDir = join(dir, "data");
   await mkdir(dataDir);
-  const topic = `bench-${tool.name.toLowerCase()}-${crypto.randomUUID().slice(0, 8)}`;
+  const topic = `bench-${slug(tool.name)}-${crypto.randomUUID().slice(0, 8)}`;
   log(`${tool.name}: topic ${topic}, folder ${dir}`);
   await broker.createTopic(topic);
   await data.writeAll(dataDir);
@@ -787,9 +995,10 @@ async function catchUpScenarios(
         checks.expect(s.upserts === data.rows, `summary says ${s.upserts} upserts`);
       }
       const rowsPerS = data.rows / (r.wallMs / 1000);
+      if (checks.failed.length === 0) outcome.firstPublish.push({ tool: tool.name, rowsPerS });
       const rssLimitKb =
         (data.rows <= 1_000_000 && !manyFiles(data) ? TARGETS.rssMb : TARGETS.rssLargeMb) * 1024;
-      const targets = tool.name === "statecast"
+      const targets = tool.ours
         ? [
           target(
             rowsPerS >= TARGETS.catchUpRowsPerS,
@@ -812,7 +1021,7 @@ async function catchUpScenarios(
         target: targets,
       });
       record("1", checks);
-      if (tool.name === "statecast") {
+      if (tool.ours) {
         let bytes = 0;
         for (const file of await readdir(dir)) {
           if (file.startsWith("state.db")) bytes += (await Deno.stat(join(dir, file))).size;
@@ -859,7 +1068,7 @@ async function catchUpScenarios(
         rowsPerS: "–",
         messages: `0 / ${landed}`,
         check: checks.text,
-        target: tool.name === "statecast"
+        target: tool.ours
           ? (() => {
             const limit = manyFiles(data) ? TARGETS.unchangedManyFilesMs : TARGETS.unchangedMs;
             return target(r.wallMs < limit, `< ${fmtMs(limit)}`, "scenario 2 time");
@@ -898,7 +1107,7 @@ async function catchUpScenarios(
         rowsPerS: "–",
         messages: `1 / ${landed}`,
         check: checks.text,
-        target: tool.name === "statecast" && unchangedWallMs !== undefined
+        target: tool.ours && unchangedWallMs !== undefined
           ? manyFiles(data)
             ? target(
               r.wallMs < TARGETS.oneCellManyFilesMs,
@@ -941,7 +1150,7 @@ async function catchUpScenarios(
       record("4", checks);
     }
   } finally {
-    if (variant?.startsWith(join(ROOT, ".cache"))) await rm(variant, { force: true });
+    if (variant?.startsWith(join(ROOT, "bench", ".main_"))) await rm(variant, { force: true });
     if (!options.keep) await rm(dir, { recursive: true, force: true });
   }
 }
@@ -954,10 +1163,10 @@ async function liveScenario(
   options: Options,
   outcome: Outcome,
 ): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), `statecast-bench-live-${tool.name.toLowerCase()}-`));
+  const dir = await mkdtemp(join(tmpdir(), `statecast-bench-live-${slug(tool.name)}-`));
   const dataDir = join(dir, "data");
   await mkdir(dataDir);
-  const topic = `bench-live-${tool.name.toLowerCase()}-${crypto.randomUUID().slice(0, 8)}`;
+  const topic = `bench-live-${slug(tool.name)}-${crypto.randomUUID().slice(0, 8)}`;
   log(`${tool.name}: live, topic ${topic}, folder ${dir}`);
   await broker.createTopic(topic);
   await data.writeAll(dataDir);
@@ -1063,7 +1272,7 @@ async function liveScenario(
     const median = quantile(sorted, 0.5);
     const p95 = quantile(sorted, 0.95);
     const rowsPerFile = Math.ceil(data.rows / data.files);
-    const targetText = tool.name === "statecast"
+    const targetText = tool.ours
       ? (() => {
         const ok = p95 !== undefined && p95 < TARGETS.liveP95Ms;
         if (!ok) outcome.missed.push(`${tool.name} live p95 < ${TARGETS.liveP95Ms} ms`);
@@ -1096,11 +1305,11 @@ async function liveScenario(
     if (done === undefined) {
       stopChecks.expect(false, "still running 10 s after SIGINT");
       child.kill("SIGKILL");
-    } else if (tool.name === "statecast") {
+    } else if (tool.ours) {
       stopChecks.expect(done.code === 130, `exit ${done.code} after SIGINT, expected 130`);
     }
     const liveRssKb = rss.stop();
-    const rssTarget = tool.name !== "statecast" || liveRssKb === undefined ? "" : (() => {
+    const rssTarget = !tool.ours || liveRssKb === undefined ? "" : (() => {
       const ok = liveRssKb <= TARGETS.liveRssMb * 1024;
       if (!ok) outcome.missed.push(`${tool.name} live RSS ≤ ${TARGETS.liveRssMb} MB`);
       return `; live RSS ≤ ${TARGETS.liveRssMb} MB ${ok ? "met" : "**MISSED**"}`;
@@ -1115,10 +1324,10 @@ async function liveScenario(
       messages: "",
       check: done === undefined || stopChecks.failed.length > 0
         ? stopChecks.text
-        : tool.name === "statecast"
+        : tool.ours
         ? `exit ${done.code}, ok`
         : `exit ${done.code} (not checked)`,
-      target: tool.name === "statecast" ? `exit 130${rssTarget}` : "",
+      target: tool.ours ? `exit 130${rssTarget}` : "",
     });
   } catch (error) {
     if (startChecks.failed.length === 0) editChecks.expect(false, String(error));
@@ -1197,7 +1406,8 @@ async function tableScenarios(
     STATECAST_STATE: `file:${join(dir, "state.db")}`,
   };
   const main = join(ROOT, "examples", "csv_to_postgres", "main.ts");
-  const summary = statecastTool(options.brokers).summary;
+  const summary = statecastTool(options.brokers, { runtime: "deno", client: undefined }, tool)
+    .summary;
   const measure = (r: Measured, checks: Checks) => {
     checks.expect(r.code === 0, `exit ${r.code}: ${lastLines(r.stderr + r.stdout)}`);
     const seconds = summary(r).seconds;
@@ -1302,7 +1512,7 @@ async function summarizeProfile(dir: string, title: string): Promise<string> {
     if (url.startsWith("ext:")) return "Deno runtime (ext:)";
     const local = url.replace(`file://${ROOT}/`, "");
     if (local.startsWith("lib/")) return local;
-    if (local === "main.ts" || local.startsWith(".cache/bench/")) return "main.ts (the job)";
+    if (local === "main.ts" || local.startsWith("bench/.main_")) return "main.ts (the job)";
     return local;
   };
   const self = new Map<string, number>();
@@ -1447,7 +1657,14 @@ async function main(): Promise<number> {
     );
     return 1;
   }
-  const outcome: Outcome = { rows: [], failures: [], missed: [], profiles: [] };
+  const outcome: Outcome = {
+    rows: [],
+    ceilings: [],
+    firstPublish: [],
+    failures: [],
+    missed: [],
+    profiles: [],
+  };
   const started = performance.now();
 
   // 0. Start-up only: the floor under every catch-up run.
@@ -1474,7 +1691,12 @@ async function main(): Promise<number> {
   });
   if (!startupOk) outcome.failures.push("main.ts --help failed");
 
-  const tools = [statecastTool(options.brokers)];
+  if (options.ceiling) {
+    await ceilingRuns(new Dataset(options.rows, options.files, options.seed), broker, outcome);
+  }
+  const tools = options.variants.map((variant) =>
+    statecastTool(options.brokers, variant, variantName(variant, options.variants))
+  );
   if (options.cocoindex !== undefined) {
     tools.push(cocoindexTool(options.cocoindex, options.brokers));
   }
@@ -1482,7 +1704,7 @@ async function main(): Promise<number> {
     const fresh = new Dataset(options.rows, options.files, options.seed);
     await catchUpScenarios(tool, fresh, broker, options, outcome);
   }
-  for (const tool of tools) {
+  for (const tool of options.live ? tools : []) {
     const fresh = new Dataset(options.liveRows, options.files, options.seed);
     await liveScenario(tool, fresh, broker, options, outcome);
   }
@@ -1515,6 +1737,7 @@ async function main(): Promise<number> {
   ].filter((l) => l !== "");
   const report = await formatMarkdown(
     `# statecast benchmark\n\n${notes.join("\n")}\n\n${table(outcome.rows)}\n` +
+      ceilingTable(outcome) +
       (outcome.failures.length > 0
         ? `\nFailed checks:\n\n${outcome.failures.map((f) => `- ${f}`).join("\n")}\n`
         : "") +

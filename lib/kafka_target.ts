@@ -25,6 +25,11 @@ export interface ProducerMessage {
 /** The smallest producer statecast needs: kafkajs' `Producer.send`. */
 export interface KafkaProducer {
   send(record: { topic: string; messages: ProducerMessage[]; acks?: number }): Promise<unknown>;
+  /**
+   * How many `send()` calls the producer keeps in order when they run at once; the target's
+   * default `inFlight`. @default 1
+   */
+  readonly inFlight?: number;
 }
 
 /** What a row of a topic should be. */
@@ -40,6 +45,13 @@ export interface TopicTargetOptions {
   deletionValue?: (key: Key) => string | Uint8Array;
   /** Messages per `send()` call. @default 2000 */
   batchSize?: number;
+  /**
+   * `send()` calls awaited at once: with more than one, the next batch is handed over while the
+   * broker still writes the previous one. Only for a producer that keeps the order of concurrent
+   * sends (kafkajs' idempotent producer does not promise it). @default the producer's
+   * `inFlight`, else 1
+   */
+  inFlight?: number;
   /** Acks required: -1 (all in-sync replicas), 1 or 0. @default -1 */
   acks?: -1 | 0 | 1;
 }
@@ -96,28 +108,44 @@ export class TopicTarget implements Target<TopicState> {
     onApplied?: (count: number) => void,
   ): Promise<void> {
     const batchSize = this.#options.batchSize ?? 2000;
-    for (let start = 0; start < changes.length; start += batchSize) {
-      const messages = changes.slice(start, start + batchSize).map((change): ProducerMessage => {
-        if (change.kind === "delete") {
-          const value = this.#options.deletionValue?.(change.key);
-          return { key: toWire(change.key), value: value === undefined ? null : toWire(value) };
-        }
-        const { key, value, headers } = change.state;
-        const message: ProducerMessage = { key: toWire(key), value: toWire(value) };
-        if (headers !== undefined) {
-          message.headers = Object.fromEntries(
-            Object.entries(headers).map(([k, v]) => [k, toWire(v)]),
-          );
-        }
-        return message;
-      });
-      try {
-        await this.#producer.send({ topic: this.topic, messages, acks: this.#options.acks ?? -1 });
-      } catch (cause) {
-        throw describeKafkaError(cause, this.topic);
+    const inFlight = Math.max(1, this.#options.inFlight ?? this.#producer.inFlight ?? 1);
+    const acks = this.#options.acks ?? -1;
+    const pending: Array<Promise<number>> = [];
+    // In order: progress is reported batch after batch. (Not `onApplied?.(await ...)`: without
+    // a callback, the argument, and so the await, would be skipped.)
+    const acknowledged = async () => {
+      const count = await pending.shift()!;
+      onApplied?.(count);
+    };
+    try {
+      for (let start = 0; start < changes.length; start += batchSize) {
+        const messages = changes.slice(start, start + batchSize).map((c) => this.#message(c));
+        const send = this.#producer.send({ topic: this.topic, messages, acks });
+        const acked = send.then(() => messages.length);
+        acked.catch(() => {}); // awaited below, in order; a later batch may fail first
+        pending.push(acked);
+        while (pending.length >= inFlight) await acknowledged();
       }
-      onApplied?.(messages.length);
+      while (pending.length > 0) await acknowledged();
+    } catch (cause) {
+      await Promise.allSettled(pending); // nothing left in flight when apply() rejects
+      throw describeKafkaError(cause, this.topic);
     }
+  }
+
+  #message(change: Change<TopicState>): ProducerMessage {
+    if (change.kind === "delete") {
+      const value = this.#options.deletionValue?.(change.key);
+      return { key: toWire(change.key), value: value === undefined ? null : toWire(value) };
+    }
+    const { key, value, headers } = change.state;
+    const message: ProducerMessage = { key: toWire(key), value: toWire(value) };
+    if (headers !== undefined) {
+      message.headers = Object.fromEntries(
+        Object.entries(headers).map(([k, v]) => [k, toWire(v)]),
+      );
+    }
+    return message;
   }
 }
 

@@ -35,7 +35,7 @@ export {
   parseCsvRows,
 } from "./csv.ts";
 export { StateStore } from "./state_store.ts";
-export * as kafka from "./kafka_target.ts";
+export * as kafka from "./kafka.ts";
 export * as localfs from "./localfs.ts";
 export * as postgres from "./postgres_target.ts";
 export type { FileItem } from "./localfs.ts";

@@ -206,3 +206,26 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "the bun-compiled binary sends through KAFKA_CLIENT=platformatic, lz4, on murmur2 partitions",
+  ignore: !SUPPORTED,
+  async fn() {
+    await using j = await job("platformatic");
+    const csv = "id,v\n" + Array.from({ length: 30 }, (_, i) => `key-${i},${i}`).join("\n") + "\n";
+    await j.write("a.csv", csv);
+    await j.ok(); // kafkajs, the default: the reference
+    const reference = (await readTopic(j.topic, { brokers: BROKERS }))
+      .map((m) => `${m.partition} ${show(m)}`).sort();
+    assert.equal(reference.length, 30);
+    await j.ok("--reset");
+    Object.assign(j.env, { KAFKA_CLIENT: "platformatic", KAFKA_COMPRESSION: "lz4" });
+    const r = await j.ok();
+    assert.match(r.stderr, /30 upserts/);
+    // Every message twice, once per client, each key on the same partition both times.
+    const both = (await readTopic(j.topic, { brokers: BROKERS }))
+      .map((m) => `${m.partition} ${show(m)}`).sort();
+    assert.deepEqual(both, reference.flatMap((m) => [m, m]).sort());
+  },
+});

@@ -82,3 +82,73 @@ Deno.test("TopicTarget.declareTargetState() outside a component is a TypeError s
     /value must be a string or Uint8Array, got number/,
   );
 });
+
+/** A producer whose sends settle only when the test says so. */
+class ManualProducer implements KafkaProducer {
+  readonly calls: Array<{ size: number; resolve: () => void; reject: (e: unknown) => void }> = [];
+  send(record: { messages: ProducerMessage[] }): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.calls.push({ size: record.messages.length, resolve: () => resolve([]), reject });
+    });
+  }
+}
+
+const upserts = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    kind: "upsert" as const,
+    key: `k${i}`,
+    state: { key: `k${i}`, value: "v" },
+  }));
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+Deno.test("TopicTarget.apply() with inFlight 2 keeps two sends outstanding and reports acks in order", async () => {
+  const producer = new ManualProducer();
+  const target = new TopicTarget(KEY, producer, "rows", { batchSize: 2, inFlight: 2 });
+  const applied: number[] = [];
+  let done = false;
+  const applying = target.apply(upserts(5), (n) => applied.push(n)).then(() => done = true);
+  await tick();
+  assert.deepEqual(producer.calls.map((c) => c.size), [2, 2], "two batches in flight, no third");
+  producer.calls[1]!.resolve(); // the second is acknowledged first
+  await tick();
+  assert.deepEqual(applied, [], "progress waits for the first batch");
+  producer.calls[0]!.resolve();
+  await tick();
+  assert.deepEqual(applied, [2, 2]);
+  assert.deepEqual(producer.calls.map((c) => c.size), [2, 2, 1]);
+  assert.equal(done, false, "not done before the last ack");
+  producer.calls[2]!.resolve();
+  await applying;
+  assert.deepEqual(applied, [2, 2, 1]);
+});
+
+Deno.test("TopicTarget.apply() rejects a failed batch only once every send in flight settled", async () => {
+  const producer = new ManualProducer();
+  const target = new TopicTarget(KEY, producer, "rows", { batchSize: 1, inFlight: 3 });
+  let settled = false;
+  const applying = target.apply(upserts(3)).finally(() => settled = true);
+  await tick();
+  assert.equal(producer.calls.length, 3);
+  producer.calls[1]!.reject(Object.assign(new Error("boom"), { type: "NOT_ENOUGH_REPLICAS" }));
+  producer.calls[0]!.resolve();
+  await tick();
+  assert.equal(settled, false, "the third send is still in flight");
+  producer.calls[2]!.resolve();
+  await assert.rejects(
+    applying,
+    /Kafka did not accept messages for topic "rows": NOT_ENOUGH_REPLICAS/,
+  );
+});
+
+Deno.test("TopicTarget.apply() keeps as many sends in flight as the producer says it orders", async () => {
+  const producer = Object.assign(new ManualProducer(), { inFlight: 3 });
+  const target = new TopicTarget(KEY, producer, "rows", { batchSize: 1 });
+  const applying = target.apply(upserts(4));
+  await tick();
+  assert.equal(producer.calls.length, 3);
+  for (const call of producer.calls) call.resolve();
+  await tick();
+  producer.calls[3]!.resolve();
+  await applying;
+  assert.equal(producer.calls.length, 4);
+});

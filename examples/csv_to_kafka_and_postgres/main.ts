@@ -7,39 +7,29 @@
 //   scripts/postgres up                                      prints DATABASE_URL
 //   DATABASE_URL=... deno run -A examples/csv_to_kafka_and_postgres/main.ts [--live] [--help]
 import { App, ContextKey, kafka, localfs, postgres } from "../../lib/mod.ts";
-import { Kafka, logLevel, type Producer } from "kafkajs";
 import pg from "postgres";
 import process from "node:process";
 
 const env = (name: string, fallback: string) => process.env[name] || fallback;
-const PRODUCER = new ContextKey<Producer>("kafka_producer");
+const PRODUCER = new ContextKey<kafka.KafkaProducer>("kafka_producer");
 const DB = new ContextKey<postgres.SqlClient>("pg");
 
 const app = new App({ name: "CsvToKafkaAndPostgres" });
 
 app.lifespan(async (ctx) => {
-  const brokers = env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092");
-  const producer = new Kafka({
-    clientId: "statecast",
-    brokers: brokers.split(","),
-    logLevel: logLevel.NOTHING, // statecast reports failures itself
-    connectionTimeout: 5000,
-    retry: { retries: 3 },
-  }).producer({ idempotent: true, allowAutoTopicCreation: false });
-  await producer.connect().catch((error: Error) => {
-    throw new Error(`Cannot connect to Kafka at ${brokers}: ${error.message}`);
-  });
+  // kafkajs by default; brokers, SASL, TLS, client and compression from the KAFKA_* variables.
+  const producer = await kafka.connectProducer(kafka.connectOptionsFromEnv());
   const url = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5433/postgres");
   const sql = pg(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
   await sql`select 1`.catch(async (error: Error) => {
-    await producer.disconnect();
+    await producer.close();
     const { host, username } = new URL(url); // never the password
     throw new Error(`Cannot connect to PostgreSQL at ${host} as "${username}": ${error.message}`);
   });
   ctx.provide(PRODUCER, producer);
   ctx.provide(DB, sql);
   return async () => {
-    await producer.disconnect();
+    await producer.close();
     await sql.end({ timeout: 5 });
   };
 });

@@ -1,0 +1,194 @@
+/**
+ * Connecting a producer: kafkajs (the default) or `@platformatic/kafka`, with SASL, TLS and
+ * compression, from options or from the `KAFKA_*` environment variables a job reads. The target
+ * needs only the producer's `send()` (see `kafka_target.ts`); this file is what `main.ts` would
+ * otherwise spell out per client.
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import type { KafkaProducer } from "./kafka_target.ts";
+import { parseBrokers } from "./kafka_target.ts";
+import { errorMessage } from "./errors.ts";
+
+/** The Kafka clients statecast ships adapters for. */
+export type KafkaClientName = "kafkajs" | "platformatic";
+/** Record batch compression. kafkajs has gzip only. */
+export type CompressionName = "none" | "gzip" | "lz4" | "zstd";
+/** SASL mechanisms, as `KAFKA_SASL_MECHANISM` spells them. */
+export type SaslMechanism = "plain" | "scram-sha-256" | "scram-sha-512";
+
+/** Options of {@linkcode connectProducer}. */
+export interface ConnectOptions {
+  /** `host:port` of one or more brokers. */
+  brokers: string[];
+  /** Which client produces. @default "kafkajs" */
+  client?: KafkaClientName;
+  /** Record batch compression. @default "none" */
+  compression?: CompressionName;
+  /** SASL credentials; TLS is on with them. */
+  sasl?: { mechanism: SaslMechanism; username: string; password: string };
+  /** TLS: `true` trusts the system's CAs, `{ ca }` (PEM text) a private CA as well. */
+  tls?: boolean | { ca: string };
+}
+
+/** A connected producer: `send()` for the target, `close()` for the app's lifespan. */
+export interface ConnectedProducer extends KafkaProducer {
+  /** Disconnects; resolves once the client let go of its sockets. */
+  close(): Promise<void>;
+}
+
+/** The variables {@linkcode connectOptionsFromEnv} reads, with what each means, for `--help`. */
+export const CONNECT_ENVIRONMENT: Readonly<Record<string, string>> = {
+  KAFKA_BOOTSTRAP_SERVERS: "comma-separated brokers, each host:port (default localhost:9092)",
+  KAFKA_SASL_MECHANISM: "plain, scram-sha-256 or scram-sha-512 (default plain when a user is set)",
+  KAFKA_SASL_USERNAME: "with KAFKA_SASL_PASSWORD: SASL over TLS (unset: plaintext, no TLS)",
+  KAFKA_SASL_PASSWORD: "the SASL password (never printed)",
+  KAFKA_SSL: "true: TLS without SASL (implied by a SASL user or KAFKA_SSL_CA)",
+  KAFKA_SSL_CA: "a PEM file of the CA that signed the brokers' certificates (a private CA)",
+  KAFKA_CLIENT: "kafkajs (default) or platformatic (@platformatic/kafka)",
+  KAFKA_COMPRESSION: "none (default), gzip, lz4 or zstd (lz4 and zstd: platformatic only)",
+};
+
+const CLIENTS: readonly KafkaClientName[] = ["kafkajs", "platformatic"];
+const COMPRESSIONS: readonly CompressionName[] = ["none", "gzip", "lz4", "zstd"];
+const MECHANISMS: readonly SaslMechanism[] = ["plain", "scram-sha-256", "scram-sha-512"];
+
+/**
+ * {@linkcode ConnectOptions} from the `KAFKA_*` variables ({@linkcode CONNECT_ENVIRONMENT}),
+ * each checked, with an error that says what to write instead.
+ *
+ * @example
+ * ```ts
+ * import { kafka } from "./mod.ts";
+ * const options = kafka.connectOptionsFromEnv({
+ *   KAFKA_BOOTSTRAP_SERVERS: "kafka-1:9092,kafka-2:9092",
+ *   KAFKA_SASL_MECHANISM: "scram-sha-512",
+ *   KAFKA_SASL_USERNAME: "app",
+ *   KAFKA_SASL_PASSWORD: "secret",
+ * });
+ * if (options.sasl?.mechanism !== "scram-sha-512" || options.tls !== true) throw new Error();
+ * ```
+ */
+export function connectOptionsFromEnv(
+  env: Record<string, string | undefined> = process.env,
+): ConnectOptions {
+  const get = (name: string) => env[name] === "" ? undefined : env[name];
+  const client = (get("KAFKA_CLIENT") ?? "kafkajs") as KafkaClientName;
+  oneOf("KAFKA_CLIENT", client, CLIENTS);
+  const compression = (get("KAFKA_COMPRESSION") ?? "none") as CompressionName;
+  oneOf("KAFKA_COMPRESSION", compression, COMPRESSIONS);
+  const username = get("KAFKA_SASL_USERNAME"), password = get("KAFKA_SASL_PASSWORD");
+  if (!username !== !password) {
+    throw new TypeError("Set both KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, or neither");
+  }
+  const mechanism = (get("KAFKA_SASL_MECHANISM")?.toLowerCase() ?? "plain") as SaslMechanism;
+  oneOf("KAFKA_SASL_MECHANISM", mechanism, MECHANISMS);
+  const caFile = get("KAFKA_SSL_CA");
+  const ssl = get("KAFKA_SSL");
+  if (ssl !== undefined && !["true", "false"].includes(ssl)) {
+    throw new TypeError(`KAFKA_SSL must be true or false, got "${ssl}"`);
+  }
+  const tls = caFile !== undefined
+    ? { ca: readCa(caFile) }
+    : username !== undefined || ssl === "true";
+  return {
+    brokers: parseBrokers(get("KAFKA_BOOTSTRAP_SERVERS") ?? "localhost:9092"),
+    client,
+    compression,
+    ...(username && password ? { sasl: { mechanism, username, password } } : {}),
+    ...(tls === false ? {} : { tls }),
+  };
+}
+
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): void {
+  if (allowed.includes(value as T)) return;
+  const words = `${allowed.slice(0, -1).join(", ")} or ${allowed.at(-1)}`;
+  throw new TypeError(`${name} must be ${words}, got "${value}"`);
+}
+
+function readCa(path: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new TypeError(`KAFKA_SSL_CA=${path}: cannot read it (${errorMessage(error)})`);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new TypeError(`KAFKA_SSL_CA=${path}: not a PEM certificate (no BEGIN CERTIFICATE line)`);
+  }
+  return pem;
+}
+
+/**
+ * Connects an idempotent producer (acks=all, the Java client's partitioner) with the chosen
+ * client; a failure names the brokers and the user, never the password.
+ *
+ * @example
+ * ```ts ignore
+ * const producer = await kafka.connectProducer(kafka.connectOptionsFromEnv());
+ * ctx.provide(PRODUCER, producer);
+ * ```
+ */
+export async function connectProducer(options: ConnectOptions): Promise<ConnectedProducer> {
+  const connect = options.client === "platformatic" ? platformatic : kafkajs;
+  try {
+    return await connect(options);
+  } catch (error) {
+    if (error instanceof TypeError) throw error;
+    const who = options.sasl ? ` as "${options.sasl.username}"` : ""; // never the password
+    const via = options.sasl ? ` (SASL ${options.sasl.mechanism.toUpperCase()})` : "";
+    throw new Error(
+      `Cannot connect to Kafka at ${options.brokers.join(",")}${who}${via}: ${errorMessage(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+/** kafkajs 2.2.4: no dependencies, loads fast, gzip only. */
+async function kafkajs(options: ConnectOptions): Promise<ConnectedProducer> {
+  const compression = options.compression ?? "none";
+  if (compression !== "none" && compression !== "gzip") {
+    throw new TypeError(`kafkajs has no ${compression}: use KAFKA_CLIENT=platformatic`);
+  }
+  const { CompressionTypes, Kafka, logLevel } = await import("kafkajs");
+  const tls = options.tls;
+  const client = new Kafka({
+    clientId: "statecast",
+    brokers: options.brokers,
+    logLevel: logLevel.NOTHING, // statecast reports failures itself, naming topic and address
+    connectionTimeout: 5000,
+    retry: { retries: 3 },
+    ...(tls ? { ssl: tls === true ? true : { ca: [tls.ca] } } : {}),
+    // kafkajs' mechanism names are the same words, lower case
+    ...(options.sasl ? { sasl: { ...options.sasl } as never } : {}),
+  });
+  const producer = client.producer({ idempotent: true, allowAutoTopicCreation: false });
+  await producer.connect();
+  const codec = compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None;
+  return {
+    send: (record) => producer.send({ ...record, compression: codec }),
+    close: () => producer.disconnect(),
+  };
+}
+
+/** @platformatic/kafka: maintained, lz4/zstd, two sends in flight (lib/kafka_platformatic.ts). */
+async function platformatic(options: ConnectOptions): Promise<ConnectedProducer> {
+  const { connectPlatformaticProducer } = await import("./kafka_platformatic.ts");
+  const sasl = options.sasl;
+  return await connectPlatformaticProducer({
+    brokers: options.brokers,
+    compression: options.compression ?? "none",
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(sasl
+      ? {
+        sasl: {
+          mechanism: sasl.mechanism.toUpperCase() as "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512",
+          username: sasl.username,
+          password: sasl.password,
+        },
+      }
+      : {}),
+  });
+}

@@ -1,0 +1,127 @@
+// The @platformatic/kafka adapter against the real broker, read back with kcat: what lands (keys,
+// values, tombstones, headers, compressed batches), where it lands (murmur2, as librdkafka puts
+// it), and how a missing topic, a refused message and a dead address fail.
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createServer } from "node:net";
+import { connectPlatformaticProducer, type KafkaCompression } from "../lib/kafka_platformatic.ts";
+import { createTopic, readTopic } from "./_kafka_readback.ts";
+
+const BROKERS = (Deno.env.get("KAFKA_BOOTSTRAP_SERVERS") ?? "127.0.0.1:9092").split(",");
+
+Deno.test("connectPlatformaticProducer() sends keyed messages, bytes, headers and true-null tombstones", async () => {
+  const topic = `plt-smoke-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 3);
+  await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+  await producer.send({
+    topic,
+    messages: [
+      { key: "a", value: "1" },
+      { key: "b", value: "" },
+      { key: "c", value: "3", headers: { h: "v" } },
+      { key: Buffer.from("d"), value: Buffer.from("é") },
+      { key: "a", value: null },
+    ],
+  });
+  const messages = await readTopic(topic);
+  const byKey = (k: string) => messages.filter((m) => m.key === k);
+  assert.deepEqual(byKey("a").map((m) => m.value), ["1", null], "a tombstone reads as null");
+  assert.deepEqual(byKey("b").map((m) => m.value), [""], "an empty value is not a tombstone");
+  assert.deepEqual(byKey("c")[0]?.headers, { h: "v" });
+  assert.deepEqual(byKey("d").map((m) => m.value), ["é"]);
+  assert.equal(new Set(byKey("a").map((m) => m.partition)).size, 1, "one key, one partition");
+});
+
+Deno.test("connectPlatformaticProducer() puts 300 keys on the partitions librdkafka's murmur2 picks", async () => {
+  const topic = `plt-murmur-${crypto.randomUUID().slice(0, 8)}`;
+  const reference = `${topic}-kcat`;
+  await createTopic(topic, 3);
+  await createTopic(reference, 3);
+  const keys = Array.from({ length: 300 }, (_, i) => `key-${i}-${i * 7919}`);
+  {
+    await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+    await producer.send({ topic, messages: keys.map((key) => ({ key, value: "x" })) });
+  }
+  const kcat = new Deno.Command("kcat", {
+    args: [
+      "-b",
+      BROKERS.join(","),
+      "-P",
+      "-t",
+      reference,
+      "-K",
+      "\t",
+      "-X",
+      "partitioner=murmur2_random",
+    ],
+    stdin: "piped",
+  }).spawn();
+  const writer = kcat.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(keys.map((k) => `${k}\tx\n`).join("")));
+  await writer.close();
+  assert.ok((await kcat.status).success, "kcat -P failed");
+  const where = (messages: Array<{ key: string | null; partition: number }>) =>
+    new Map(messages.map((m) => [m.key, m.partition]));
+  const ours = where(await readTopic(topic));
+  const theirs = where(await readTopic(reference));
+  assert.equal(ours.size, 300);
+  assert.equal(new Set(ours.values()).size, 3, "keys spread over the 3 partitions");
+  for (const key of keys) assert.equal(ours.get(key), theirs.get(key), `partition of ${key}`);
+});
+
+Deno.test("connectPlatformaticProducer() sends lz4, zstd and gzip batches that kcat reads", async () => {
+  for (const compression of ["lz4", "zstd", "gzip"] as KafkaCompression[]) {
+    const topic = `plt-${compression}-${crypto.randomUUID().slice(0, 8)}`;
+    await createTopic(topic, 3);
+    await using producer = await connectPlatformaticProducer({ brokers: BROKERS, compression });
+    const messages = Array.from(
+      { length: 50 },
+      (_, i) => ({ key: `k${i}`, value: `v${i}`.repeat(20) }),
+    );
+    await producer.send({ topic, messages });
+    const landed = await readTopic(topic);
+    assert.equal(landed.length, 50, compression);
+    assert.equal(landed.find((m) => m.key === "k7")?.value, "v7".repeat(20), compression);
+  }
+});
+
+Deno.test("PlatformaticProducer.send() to a missing topic fails at once with UNKNOWN_TOPIC_OR_PARTITION", async () => {
+  await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+  const started = Date.now();
+  await assert.rejects(
+    producer.send({
+      topic: `missing-${crypto.randomUUID()}`,
+      messages: [{ key: "k", value: "v" }],
+    }),
+    (error: { type?: string; retriable?: boolean }) =>
+      error.type === "UNKNOWN_TOPIC_OR_PARTITION" && error.retriable === false,
+  );
+  assert.ok(Date.now() - started < 10_000, "the send gave up instead of hanging");
+});
+
+Deno.test("PlatformaticProducer.send() names MESSAGE_TOO_LARGE as the error's type", async () => {
+  const topic = `plt-large-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 1, { configs: { "max.message.bytes": "2000" } });
+  await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+  await assert.rejects(
+    producer.send({ topic, messages: [{ key: "k", value: "x".repeat(5000) }] }),
+    (error: { type?: string }) => error.type === "MESSAGE_TOO_LARGE",
+  );
+  // The producer goes on after a refusal.
+  await producer.send({ topic, messages: [{ key: "k", value: "small" }] });
+  assert.deepEqual((await readTopic(topic)).map((m) => m.value), ["small"]);
+});
+
+Deno.test("connectPlatformaticProducer() fails fast when no broker listens at the address", async () => {
+  const port = await new Promise<number>((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+  const started = Date.now();
+  await assert.rejects(
+    connectPlatformaticProducer({ brokers: [`127.0.0.1:${port}`], connectTimeoutMs: 1000 }),
+  );
+  assert.ok(Date.now() - started < 30_000, "connecting gave up instead of hanging");
+});
