@@ -248,12 +248,22 @@ function outcomeNote(summary: RoundSummary): string {
   return summary.committed ? "" : " (not committed)";
 }
 
-/** One line per planned change, for `--dry-run`. */
+/**
+ * One line per planned change, for `--dry-run`: kind, target, key, value, then the headers that
+ * count in the fingerprint (`headers {...}`) and those that do not (`metaHeaders {...}`).
+ */
 function formatChange(change: PlannedChange): string {
   const key = showKey(keyId(change.key));
   if (change.kind === "delete") return `delete ${change.target} ${key}`;
-  const value = (change.state as { value?: unknown } | undefined)?.value;
-  return `upsert ${change.target} ${key} ${showData(value)}`;
+  const state = change.state as Record<string, unknown> | undefined;
+  let line = `upsert ${change.target} ${key} ${showData(state?.value)}`;
+  for (const field of ["headers", "metaHeaders"]) {
+    const headers = state?.[field];
+    if (typeof headers !== "object" || headers === null) continue;
+    const shown = Object.entries(headers).map(([name, value]) => [name, showData(value)]);
+    line += ` ${field} ${JSON.stringify(Object.fromEntries(shown))}`;
+  }
+  return line;
 }
 
 /** A one-line progress bar on stderr (files run, then changes acknowledged), at most 10 Hz. */
