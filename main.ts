@@ -31,9 +31,11 @@ const processCsv = app.fn(
   { memo: true },
   async (file, topic: kafka.TopicTarget, delimiter: string) => {
     // The delimiter comes from CSV_DELIMITER: a new one runs every file again (app.mountEach).
+    // The path goes along as a header outside the fingerprint: a row that moves sends nothing.
+    const metaHeaders = { "statecast-source": file.path };
     for await (const row of file.csvRows({ delimiter })) {
       // The key is the first column's value; the value is the row as JSON, in the file's order.
-      topic.declareTargetState({ key: row.values[0]!, value: row.toJsonText() });
+      topic.declareTargetState({ key: row.values[0]!, value: row.toJsonText(), metaHeaders });
     }
   },
 );

@@ -88,7 +88,10 @@ export interface AppFn<A extends unknown[]> {
   readonly onDuplicateKey: OnDuplicateKey;
 }
 
-/** Runs once at start-up with the app's context; may return its clean-up. */
+/**
+ * Runs once at start-up with the app's context; may return its clean-up. A dry run does not run
+ * it: the targets are mounted with stand-ins they never use, so a dry run connects to nothing.
+ */
 export type Lifespan = (
   ctx: Context,
 ) => Promise<(() => unknown) | void> | (() => unknown) | void;
@@ -97,7 +100,11 @@ export type Lifespan = (
 export interface RunOptions {
   /** Keep watching after the catch-up run. @default false */
   live?: boolean;
-  /** Plan and print the changes; send nothing, commit nothing. @default false */
+  /**
+   * Plan from the state store and print the changes: connect to no target (the lifespan does
+   * not run), send nothing, write nothing (a missing store reads as empty and is not created).
+   * Not with `live`. @default false
+   */
   dryRun?: boolean;
   /** State store URL. @default env STATECAST_STATE, else "file:.statecast/state.db" */
   state?: string;
@@ -248,12 +255,22 @@ function outcomeNote(summary: RoundSummary): string {
   return summary.committed ? "" : " (not committed)";
 }
 
-/** One line per planned change, for `--dry-run`. */
+/**
+ * One line per planned change, for `--dry-run`: kind, target, key, value, then the headers that
+ * count in the fingerprint (`headers {...}`) and those that do not (`metaHeaders {...}`).
+ */
 function formatChange(change: PlannedChange): string {
   const key = showKey(keyId(change.key));
   if (change.kind === "delete") return `delete ${change.target} ${key}`;
-  const value = (change.state as { value?: unknown } | undefined)?.value;
-  return `upsert ${change.target} ${key} ${showData(value)}`;
+  const state = change.state as Record<string, unknown> | undefined;
+  let line = `upsert ${change.target} ${key} ${showData(state?.value)}`;
+  for (const field of ["headers", "metaHeaders"]) {
+    const headers = state?.[field];
+    if (typeof headers !== "object" || headers === null) continue;
+    const shown = Object.entries(headers).map(([name, value]) => [name, showData(value)]);
+    line += ` ${field} ${JSON.stringify(Object.fromEntries(shown))}`;
+  }
+  return line;
 }
 
 /** A one-line progress bar on stderr (files run, then changes acknowledged), at most 10 Hz. */
@@ -368,10 +385,11 @@ export class App {
   /** Runs the app: a catch-up round, then (with `live`) rounds on every change. */
   async run(options: RunOptions = {}): Promise<RunResult> {
     if (this.#main === undefined) throw new TypeError("app.main() was never called");
+    if (options.live && options.dryRun) throw new TypeError(LIVE_DRY_RUN);
     const log = new Log(options.quiet ?? false, options.logFormat === "json");
     await initFingerprints();
     const url = options.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
-    await using store = await StateStore.open(url);
+    await using store = await StateStore.open(url, { readOnly: options.dryRun ?? false });
     let running: Engine | undefined; // for the metrics, once made
     const monitor = options.metricsPort === undefined ? undefined : new Monitor({
       files: () => running?.componentCount() ?? 0,
@@ -386,8 +404,8 @@ export class App {
         log.error("the state store's lock was taken over by another run");
       },
     });
-    const context = new Context();
-    const cleanup = await this.#lifespan?.(context);
+    const context = new Context({ dryRun: options.dryRun ?? false });
+    const cleanup = options.dryRun ? undefined : await this.#lifespan?.(context);
     const result: RunResult = { exitCode: 0, summaries: [] };
     try {
       const engine = running = new Engine(store, this.name);
@@ -603,6 +621,27 @@ export class App {
   }
 
   /**
+   * `--reset --dry-run`: prints what `--reset` would forget (per target, its keys; then the
+   * files), reading the store only; forgets nothing. Returns the exit code.
+   */
+  async #planReset(url: string): Promise<number> {
+    await initFingerprints();
+    await using store = await StateStore.open(url, { readOnly: true });
+    const targets = await store.targets(this.name);
+    const files = (await store.loadComponents(this.name)).size;
+    let keys = 0;
+    for (const target of targets) {
+      keys += target.keys;
+      console.log(`forget ${target.target} ${target.keys} keys of ${target.components} files`);
+    }
+    print(
+      `${this.name}: --reset would forget ${keys} keys of ${targets.length} targets and the ` +
+        `memo of ${files} files; dry run: nothing was forgotten`,
+    );
+    return 0;
+  }
+
+  /**
    * The command line: parses `argv`, runs, and exits with the run's code (0 ok, 1 a file or a
    * target failed, 2 bad usage, 130 interrupted, 143 terminated). See `--help`.
    */
@@ -627,6 +666,7 @@ export class App {
       if (command === "status") {
         return exit(await this.status(state, { paths: parsed.paths, json: values.json ?? false }));
       }
+      if (values.reset && values["dry-run"]) return exit(await this.#planReset(state));
       if (values.reset) {
         await initFingerprints();
         await using store = await StateStore.open(state);
@@ -663,6 +703,11 @@ export class App {
     }
   }
 }
+
+/** Why `--live --dry-run` is refused. */
+const LIVE_DRY_RUN = "--live and --dry-run do not go together: a dry run commits nothing, so " +
+  "every live round would plan against the same stored state and list changes a live run would " +
+  "not send; run --dry-run alone to see what the catch-up would send";
 
 /** The command line's options, for `parseArgs` and for checking what was typed. */
 const OPTIONS = {
@@ -791,6 +836,10 @@ function parseCommandLine(argv: string[], name: string, environment: Record<stri
     print(`error: --log-format must be "text" or "json", got "${logFormat}"`);
     return 2;
   }
+  if (values.live && values["dry-run"]) {
+    print(`error: ${LIVE_DRY_RUN}\nRun with --help for usage.`);
+    return 2;
+  }
   const command = positionals[0] ?? "run";
   if (command !== "run" && command !== "status" || command === "run" && positionals.length > 1) {
     print(`error: unknown command "${positionals.join(" ")}"\nRun with --help for usage.`);
@@ -868,7 +917,9 @@ Commands:
 
 Options:
   -L, --live         After catching up, keep watching and send every change
-      --dry-run      Plan and print the changes; send nothing, commit nothing
+      --dry-run      Plan from the state store and print the changes (with their headers);
+                     connect to no target, send nothing, write nothing. With --reset: say what
+                     it would forget. Not with --live (exit 2)
       --reset        Forget this app's state (the next run re-sends every row), then exit
       --allow-deletes
                      Send deletes however many: a round that would delete more than half of a
@@ -895,8 +946,8 @@ Exit codes:
   0    success (a dry run, status, --reset, --help too)
   1    a file or the target failed, the delete guard refused a round, another run holds the
        state store, or the job could not start (an unreachable broker, a missing folder)
-  2    bad usage: an unknown option or command, a missing value, an unreadable --env-file, a
-       state store that is not a URL
+  2    bad usage: an unknown option or command, a missing value, --live with --dry-run, an
+       unreadable --env-file, a state store that is not a URL
   130  interrupted (SIGINT, Ctrl-C)
   143  terminated (SIGTERM)`;
 }

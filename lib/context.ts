@@ -34,17 +34,38 @@ export class ContextKey<T> {
   }
 }
 
+/** Options of {@linkcode Context}. */
+export interface ContextOptions {
+  /**
+   * A dry run's context: the app's lifespan does not run, and {@linkcode Context.get} hands out
+   * a stand-in for a resource nobody provided, so targets mount without connecting anywhere. A
+   * dry run never applies changes; a stand-in that is used anyway throws, naming its key.
+   * @default false
+   */
+  dryRun?: boolean;
+}
+
 /** The resources an app's lifespan provided. */
 export class Context {
   readonly #values = new Map<string, unknown>();
+  /** Whether this is a dry run's context (see {@linkcode ContextOptions.dryRun}). */
+  readonly dryRun: boolean;
+
+  constructor(options: ContextOptions = {}) {
+    this.dryRun = options.dryRun ?? false;
+  }
 
   /** Provides the resource for `key`. Providing twice replaces it. */
   provide<T>(key: ContextKey<T>, value: T): void {
     this.#values.set(key.name, value);
   }
 
-  /** The resource for `key`; a `TypeError` naming the key when none was provided. */
+  /**
+   * The resource for `key`; a `TypeError` naming the key when none was provided (in a dry run,
+   * a stand-in instead).
+   */
   get<T>(key: ContextKey<T>): T {
+    if (!this.#values.has(key.name) && this.dryRun) return standIn(key.name) as T;
     if (!this.#values.has(key.name)) {
       throw new TypeError(
         `Nothing was provided for ContextKey "${key.name}": call ctx.provide(key, value) in app.lifespan()`,
@@ -52,6 +73,22 @@ export class Context {
     }
     return this.#values.get(key.name) as T;
   }
+}
+
+/**
+ * A dry run's stand-in for the resource of `name`: an object whose every use throws, naming it.
+ * (`then` reads undefined, so awaiting or returning it from an async function is harmless.)
+ */
+function standIn(name: string): unknown {
+  return new Proxy({}, {
+    get(_, property) {
+      if (property === "then" || typeof property === "symbol") return undefined;
+      throw new Error(
+        `ContextKey "${name}": a dry run runs no lifespan and connects to nothing, so this ` +
+          `stand-in has no "${property}"; a dry run must not use it`,
+      );
+    },
+  });
 }
 
 /** What a running app offers to targets mounted in its main function. */

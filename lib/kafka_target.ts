@@ -36,7 +36,19 @@ export interface KafkaProducer {
 export interface TopicState {
   key: Key;
   value: string | Uint8Array;
+  /**
+   * Headers that are part of the message's meaning: they count in its fingerprint, so changing
+   * one sends the message again.
+   */
   headers?: Record<string, string | Uint8Array>;
+  /**
+   * Headers that describe where the message came from (the source file, its line, a content
+   * hash): they travel with every message sent, but do not count in its fingerprint, so a row
+   * that only moves (another line, another file) sends nothing, and the message keeps the
+   * metadata it was last sent with. A changed value is sent with the current ones. A name may
+   * not be in both `headers` and `metaHeaders`.
+   */
+  metaHeaders?: Record<string, string | Uint8Array>;
 }
 
 /** Options of {@linkcode mountTopicTarget}. */
@@ -84,7 +96,8 @@ export class TopicTarget implements Target<TopicState> {
 
   /**
    * Declares that the topic should hold `value` (and `headers`) under `key`, for the running
-   * component. Declaring a key twice in one file is an error naming both lines.
+   * component; `metaHeaders` travel with the message but do not count in its fingerprint.
+   * Declaring a key twice in one file is an error naming both lines.
    */
   declareTargetState(state: TopicState): void {
     if (typeof state.value !== "string" && !(state.value instanceof Uint8Array)) {
@@ -93,9 +106,21 @@ export class TopicTarget implements Target<TopicState> {
           .value}`,
       );
     }
+    if (state.headers !== undefined && state.metaHeaders !== undefined) {
+      const both = Object.keys(state.metaHeaders).find((name) =>
+        Object.hasOwn(state.headers!, name)
+      );
+      if (both !== undefined) {
+        throw new TypeError(
+          `declareTargetState() on topic "${this.topic}": header "${both}" is in both headers ` +
+            "and metaHeaders; give it in one of them",
+        );
+      }
+    }
     declare(this, state);
   }
 
+  /** The fingerprint of the value and `headers`; `metaHeaders` do not count. */
   fingerprint(state: TopicState): Fingerprint {
     if (state.headers === undefined) return fingerprint(state.value);
     const parts: Array<string | Uint8Array> = [state.value];
@@ -138,11 +163,11 @@ export class TopicTarget implements Target<TopicState> {
       const value = this.#options.deletionValue?.(change.key);
       return { key: toWire(change.key), value: value === undefined ? null : toWire(value) };
     }
-    const { key, value, headers } = change.state;
+    const { key, value, headers, metaHeaders } = change.state;
     const message: ProducerMessage = { key: toWire(key), value: toWire(value) };
-    if (headers !== undefined) {
+    if (headers !== undefined || metaHeaders !== undefined) {
       message.headers = Object.fromEntries(
-        Object.entries(headers).map(([k, v]) => [k, toWire(v)]),
+        Object.entries({ ...headers, ...metaHeaders }).map(([k, v]) => [k, toWire(v)]),
       );
     }
     return message;

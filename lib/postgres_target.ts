@@ -432,7 +432,8 @@ function describePostgresError(cause: unknown, table: string): StatecastError {
 /**
  * Mounts the PostgreSQL table `table` ("table" in schema `public`, or "schema.table"), writing
  * through the client provided for `clientKey`. Call it inside `app.main()`. Checks the table
- * against `options.columns` now; creates it before the first write if it does not exist. The
+ * against `options.columns` now (not in a dry run, which connects to nothing); creates it before
+ * the first write if it does not exist. The
  * target's identity is `(clientKey.name, schema.table)`: another host or password re-sends
  * nothing.
  *
@@ -450,7 +451,7 @@ export async function mountTableTarget(
 ): Promise<TableTarget> {
   const scope = currentMountScope("postgres.mountTableTarget()");
   const target = new TableTarget(clientKey, scope.context.get(clientKey), table, options);
-  await target.check();
+  if (!scope.context.dryRun) await target.check(); // a dry run connects to nothing
   scope.mountTarget(target as Target<never>);
   return target;
 }

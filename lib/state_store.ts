@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { type Client, createClient, type InStatement, type Transaction } from "@libsql/client";
@@ -149,6 +150,13 @@ export interface FileFailure {
 export interface StateStoreOptions {
   /** Auth token for a remote libSQL server. */
   authToken?: string;
+  /**
+   * Only read (`--dry-run`): create no file and no folder, migrate nothing, refuse every write.
+   * A `file:` store that does not exist, or a store without statecast's tables, reads as an
+   * empty store (an in-memory one); a store of an older schema is an error that says to run once
+   * without `--dry-run`. @default false
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -176,23 +184,29 @@ export class StateStore implements AsyncDisposable {
   readonly url: string;
   /** The app and owner id of the lock this store holds: its writes check it is still held. */
   #lock: { app: string; owner: string } | undefined;
+  /** Whether the store was opened to be read only (a dry run): every write throws. */
+  readonly readOnly: boolean;
 
-  private constructor(client: Client, url: string) {
+  private constructor(client: Client, url: string, readOnly: boolean) {
     this.#client = client;
     this.url = redactSecrets(url);
+    this.readOnly = readOnly;
   }
 
   /**
    * Opens (and creates or migrates) the store at `url`: `file:path` (relative to the working
-   * directory), `:memory:`, `libsql://...`, `http(s)://...`.
+   * directory), `:memory:`, `libsql://...`, `http(s)://...`. With `readOnly`, creates and
+   * migrates nothing (see {@linkcode StateStoreOptions.readOnly}).
    */
   static async open(url: string, options: StateStoreOptions = {}): Promise<StateStore> {
     const problem = stateUrlProblem(url);
     if (problem !== undefined) throw new TypeError(problem);
+    const readOnly = options.readOnly ?? false;
     let clientUrl = url;
     if (url.startsWith("file:")) {
       const path = resolve(url.slice("file:".length));
-      await mkdir(dirname(path), { recursive: true });
+      if (readOnly && !existsSync(path)) return await StateStore.#empty(url);
+      if (!readOnly) await mkdir(dirname(path), { recursive: true });
       clientUrl = `file:${path}`;
     }
     let client: Client;
@@ -207,11 +221,15 @@ export class StateStore implements AsyncDisposable {
         { cause },
       );
     }
-    const store = new StateStore(client, url);
+    const store = new StateStore(client, url, readOnly);
     try {
       if (clientUrl.startsWith("file:")) {
-        await client.execute("PRAGMA journal_mode=WAL");
+        if (!readOnly) await client.execute("PRAGMA journal_mode=WAL");
         await client.execute("PRAGMA busy_timeout=5000");
+      }
+      if (readOnly && await store.#schemaVersion() === 0) {
+        client.close();
+        return await StateStore.#empty(url);
       }
       await store.#migrate();
     } catch (cause) {
@@ -225,14 +243,27 @@ export class StateStore implements AsyncDisposable {
     return store;
   }
 
-  async #migrate(): Promise<void> {
-    await this.#client.execute(
-      "CREATE TABLE IF NOT EXISTS statecast_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+  /** An empty store in memory, read only, that says `url` in messages (a dry run's). */
+  static async #empty(url: string): Promise<StateStore> {
+    const client = createClient({ url: ":memory:" });
+    await new StateStore(client, url, false).#migrate(); // made in memory, then only read
+    return new StateStore(client, url, true);
+  }
+
+  /** The store's schema version; 0 when it has no statecast tables. */
+  async #schemaVersion(): Promise<number> {
+    const meta = await this.#client.execute(
+      "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'statecast_meta'",
     );
+    if (meta.rows.length === 0) return 0;
     const rows = await this.#client.execute(
       "SELECT value FROM statecast_meta WHERE name = 'schema_version'",
     );
-    const found = rows.rows.length === 0 ? 0 : Number(rows.rows[0]![0]);
+    return rows.rows.length === 0 ? 0 : Number(rows.rows[0]![0]);
+  }
+
+  async #migrate(): Promise<void> {
+    const found = await this.#schemaVersion();
     if (found > SCHEMA_VERSION) {
       throw new StatecastError(
         `The state store "${this.url}" has schema version ${found}, newer than this statecast ` +
@@ -240,6 +271,16 @@ export class StateStore implements AsyncDisposable {
       );
     }
     if (found === SCHEMA_VERSION) return;
+    if (this.readOnly) {
+      throw new StatecastError(
+        `The state store "${this.url}" has schema version ${found}, older than this statecast ` +
+          `(${SCHEMA_VERSION}), and a dry run changes nothing: run once without --dry-run ` +
+          "(that upgrades it), then plan again",
+      );
+    }
+    await this.#client.execute(
+      "CREATE TABLE IF NOT EXISTS statecast_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    );
     await initFingerprints(); // the key index is keyed by key hashes
     const tx = await this.#client.transaction("write");
     try {
@@ -294,6 +335,17 @@ export class StateStore implements AsyncDisposable {
   /** The ids of `app`'s targets (made on first use): the key index refers to targets by id. */
   async targetIds(app: string, targets: Iterable<string>): Promise<Map<string, number>> {
     const ids = new Map<string, number>();
+    if (this.readOnly) {
+      // Nothing is made: a target the store does not know gets an id no row has (below 0).
+      for (const target of targets) {
+        const rs = await this.#client.execute({
+          sql: "SELECT tid FROM statecast_targets WHERE app = ? AND target = ?",
+          args: [app, target],
+        });
+        ids.set(target, rs.rows.length === 0 ? -1 - ids.size : Number(rs.rows[0]![0]));
+      }
+      return ids;
+    }
     for (const target of targets) {
       const rs = await this.#client.batch([
         {
@@ -497,6 +549,7 @@ export class StateStore implements AsyncDisposable {
    * was taken over can never overwrite the new holder's state.
    */
   async #write(app: string, statements: InStatement[]): Promise<void> {
+    this.#writable();
     if (statements.length === 0) return;
     const lock = this.#lock;
     if (lock === undefined || lock.app !== app) {
@@ -532,6 +585,7 @@ export class StateStore implements AsyncDisposable {
     holder: LockHolder,
     isStale: (current: LockHolder) => boolean,
   ): Promise<LockHolder | undefined> {
+    this.#writable();
     const tx = await this.#client.transaction("write");
     try {
       const current = lockHolderOf(
@@ -552,6 +606,13 @@ export class StateStore implements AsyncDisposable {
       return undefined;
     } finally {
       tx.close();
+    }
+  }
+
+  /** Throws when the store was opened read only: a write there is a bug of statecast's. */
+  #writable(): void {
+    if (this.readOnly) {
+      throw new Error(`The state store "${this.url}" was opened read only (a dry run)`);
     }
   }
 

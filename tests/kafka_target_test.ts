@@ -74,6 +74,60 @@ Deno.test("TopicTarget.fingerprint() covers the value and headers; a string equa
   );
 });
 
+Deno.test("TopicTarget.fingerprint() of a state without metaHeaders is what stores written before hold", () => {
+  // Pinned: stores written before metaHeaders existed hold these; a change would re-send every row.
+  const target = new TopicTarget(KEY, new FakeProducer(), "rows");
+  const value = '{"id":"k","v":"1"}';
+  assert.equal(target.fingerprint({ key: "k", value }), "f1ed76a898e62106");
+  assert.equal(target.fingerprint({ key: "k", value, headers: { h: "1" } }), "d299394ff4a487ff");
+});
+
+Deno.test("TopicTarget.fingerprint() ignores metaHeaders; apply() sends them with the headers", async () => {
+  const producer = new FakeProducer();
+  const target = new TopicTarget(KEY, producer, "rows");
+  const value = '{"id":"k","v":"1"}';
+  const source = (path: string) => ({ "statecast-source": path });
+  assert.equal(
+    target.fingerprint({ key: "k", value, metaHeaders: source("a.csv") }),
+    "f1ed76a898e62106",
+  );
+  assert.equal(
+    target.fingerprint({ key: "k", value, headers: { h: "1" }, metaHeaders: source("b.csv") }),
+    "d299394ff4a487ff",
+  );
+  await target.apply([
+    { kind: "upsert", key: "k", state: { key: "k", value, metaHeaders: source("a.csv") } },
+    {
+      kind: "upsert",
+      key: "j",
+      state: {
+        key: "j",
+        value: "2",
+        headers: { h: "1" },
+        metaHeaders: { line: new Uint8Array([55]) },
+      },
+    },
+  ]);
+  const [m1, m2] = producer.sent[0]!.messages;
+  assert.deepEqual(m1, { key: "k", value, headers: { "statecast-source": "a.csv" } });
+  assert.equal(m2!.headers!.h, "1");
+  assert.deepEqual([...(m2!.headers!.line as Buffer)], [55]);
+});
+
+Deno.test("TopicTarget.declareTargetState() refuses a header named in both headers and metaHeaders", () => {
+  const target = new TopicTarget(KEY, new FakeProducer(), "rows");
+  assert.throws(
+    () =>
+      target.declareTargetState({
+        key: "k",
+        value: "v",
+        headers: { s: "1" },
+        metaHeaders: { s: "2" },
+      }),
+    /header "s" is in both headers and metaHeaders/,
+  );
+});
+
 Deno.test("TopicTarget.declareTargetState() outside a component is a TypeError saying where to call it", () => {
   const target = new TopicTarget(KEY, new FakeProducer(), "rows");
   assert.throws(() => target.declareTargetState({ key: "k", value: "v" }), TypeError);

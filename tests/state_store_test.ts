@@ -326,3 +326,96 @@ Deno.test("StateStore.recordFailures() replaces what it forgets, keeps the other
   assert.equal((await store.failures("app")).size, 0);
   assert.equal((await store.failures("other")).size, 1, "another app's rows stay");
 });
+
+/** Every entry under `dir`, with its size and mtime: what a read-only open must leave as is. */
+async function listing(dir: string): Promise<string[]> {
+  const entries: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const info = await Deno.stat(join(dir, entry.name));
+    entries.push(`${entry.name} ${info.size} ${info.mtime?.getTime()}`);
+    if (entry.isDirectory) entries.push(...(await listing(join(dir, entry.name))));
+  }
+  return entries.sort();
+}
+
+Deno.test("StateStore.open({ readOnly }) of a missing file creates nothing and reads an empty store", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  try {
+    await using store = await StateStore.open(`file:${join(dir, ".statecast", "state.db")}`, {
+      readOnly: true,
+    });
+    assert.equal((await store.loadComponents("app")).size, 0);
+    assert.deepEqual([...await store.targetIds("app", ["t1", "t2"])], [["t1", -1], ["t2", -2]]);
+    await assert.rejects(store.markInDoubt("app", new Map([["t1", ["k"]]])), /read only/);
+    assert.deepEqual(await listing(dir), [], "no folder, no file");
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+Deno.test("StateStore.open({ readOnly }) reads a store and changes nothing in it", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  try {
+    {
+      await using store = await StateStore.open(url);
+      await store.targetIds("app", ["t"]);
+      await store.commit("app", {
+        components: new Map([["a.csv", {
+          size: 1,
+          mtimeMs: 1,
+          contentFingerprint: "0000000000000001",
+          logicFingerprint: "0000000000000002",
+          recordedAtMs: 1,
+          id: 1,
+        }]]),
+        declarations: [{
+          target: "t",
+          component: "a.csv",
+          keys: new Map([["k", "00000000000000aa"]]),
+        }],
+        removed: [],
+      });
+    }
+    const before = await listing(dir);
+    {
+      await using store = await StateStore.open(url, { readOnly: true });
+      assert.deepEqual([...(await store.loadComponents("app")).keys()], ["a.csv"]);
+      const ids = await store.targetIds("app", ["t", "new"]);
+      assert.ok(ids.get("t")! > 0 && ids.get("new")! < 0, "a target it does not know is not made");
+      await assert.rejects(store.reset("app"), /read only/);
+      await assert.rejects(
+        store.acquireLock("app", {
+          owner: "o",
+          pid: 1,
+          host: "h",
+          startedAtMs: 1,
+          heartbeatMs: 1,
+        }, () => true),
+        /read only/,
+      );
+    }
+    assert.deepEqual(await listing(dir), before);
+    await using store = await StateStore.open(url);
+    assert.deepEqual(await store.knownTargets("app"), ["t"]);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+Deno.test("StateStore.open({ readOnly }) of an older schema says to run once without --dry-run", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  try {
+    (await StateStore.open(url)).close();
+    const client = createClient({ url });
+    await client.execute("UPDATE statecast_meta SET value = '4' WHERE name = 'schema_version'");
+    client.close();
+    await assert.rejects(
+      StateStore.open(url, { readOnly: true }),
+      /schema version 4, older than this statecast \(5\), and a dry run changes nothing: run once without --dry-run/,
+    );
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});

@@ -37,9 +37,10 @@ app.lifespan(async (ctx) => {
 const processCsv = app.fn(
   { memo: true },
   async (file, topic: kafka.TopicTarget, table: postgres.TableTarget) => {
+    const metaHeaders = { "statecast-source": file.path }; // not fingerprinted: see main.ts
     for await (const row of file.csvRows()) {
       const key = row.values[0]!, json = row.toJsonText();
-      topic.declareTargetState({ key, value: json });
+      topic.declareTargetState({ key, value: json, metaHeaders });
       table.declareTargetState({ key, value: { value: json } });
     }
   },
