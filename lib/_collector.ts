@@ -14,7 +14,19 @@ interface Fingerprinting<S> {
   fingerprint(state: S): Fingerprint;
 }
 
-/** How a component reacts to declaring one key twice. @default "error" */
+/**
+ * How a component reacts to declaring one key twice: `"error"` fails the file with a
+ * `StatecastError` naming both lines; `"last"` keeps the last declaration (a file of updates in
+ * order). `app.fn()`'s option. @default "error"
+ *
+ * @example
+ * ```ts
+ * import { App, type OnDuplicateKey } from "./mod.ts";
+ * const onDuplicateKey: OnDuplicateKey = "last";
+ * const fn = new App({ name: "example" }).fn({ onDuplicateKey }, () => {});
+ * if (fn.onDuplicateKey !== "last") throw new Error();
+ * ```
+ */
 export type OnDuplicateKey = "error" | "last";
 
 /** One declared state with its fingerprint and the source line it came from. */

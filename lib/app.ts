@@ -35,7 +35,15 @@ import { formatStatus, statusReport } from "./_status.ts";
 import { describeHolder, RunLock } from "./run_lock.ts";
 import { type FileFailure, StateStore, stateUrlProblem } from "./state_store.ts";
 
-/** statecast's version. */
+/**
+ * statecast's version.
+ *
+ * @example
+ * ```ts
+ * import { VERSION } from "./mod.ts";
+ * if (!/^\d+\.\d+\.\d+$/.test(VERSION)) throw new Error(VERSION);
+ * ```
+ */
 export const VERSION = "0.1.0";
 
 /** Part of every logic fingerprint: bump when what components record changes meaning. */
@@ -47,7 +55,20 @@ const STOP_DEADLINE_MS = 1800;
 /** The default state store, relative to the working directory. */
 export const DEFAULT_STATE_URL = "file:.statecast/state.db";
 
-/** Options of {@linkcode App}. */
+/**
+ * Options of {@linkcode App}.
+ *
+ * @example
+ * ```ts
+ * import { App, type AppOptions } from "./mod.ts";
+ * const options: AppOptions = {
+ *   name: "orders", // the app's namespace in the state store
+ *   maxDeleteShare: 0.2, // refuse a round that would delete more than 20% of a target's keys
+ *   environment: { DATA_DIR: "the folder of CSV files (default ./data)" }, // for --help
+ * };
+ * if (new App(options).name !== "orders") throw new Error();
+ * ```
+ */
 export interface AppOptions {
   /** The app's name: its namespace in the state store. Renaming it starts from scratch. */
   name: string;
@@ -66,7 +87,18 @@ export interface AppOptions {
   environment?: Record<string, string>;
 }
 
-/** Options of {@linkcode App.fn}. */
+/**
+ * Options of {@linkcode App.fn}.
+ *
+ * @example
+ * ```ts
+ * import { App, type FnOptions } from "./mod.ts";
+ * // Skip unchanged files; keep the last of two rows with one key; "2": run every file again.
+ * const options: FnOptions = { memo: true, onDuplicateKey: "last", version: "2" };
+ * const fn = new App({ name: "example" }).fn(options, () => {});
+ * if (!fn.memo || fn.onDuplicateKey !== "last") throw new Error();
+ * ```
+ */
 export interface FnOptions {
   /**
    * Skip a file whose size and mtime (or, failing that, content) and the function are
@@ -79,24 +111,72 @@ export interface FnOptions {
   onDuplicateKey?: OnDuplicateKey;
 }
 
-/** A processing function registered with {@linkcode App.fn}. */
+/**
+ * A processing function registered with {@linkcode App.fn}, to pass to {@linkcode App.mountEach}.
+ *
+ * @example
+ * ```ts
+ * import { App, type AppFn, kafka } from "./mod.ts";
+ * const app = new App({ name: "example" });
+ * const processCsv: AppFn<[kafka.TopicTarget]> = app.fn({ memo: true }, async (file, topic) => {
+ *   for await (const row of file.csvRows()) {
+ *     topic.declareTargetState({ key: row.values[0]!, value: row.toJsonText() });
+ *   }
+ * });
+ * if (!processCsv.logic.includes("row.toJsonText()")) throw new Error();
+ * ```
+ */
 export interface AppFn<A extends unknown[]> {
+  /** The function: called once per file with the file and the arguments of `mountEach()`. */
   readonly run: (file: FileItem, ...args: A) => Promise<void> | void;
+  /** See {@linkcode FnOptions.memo}. */
   readonly memo: boolean;
   /** What the logic fingerprint covers: statecast's state format, the version, the source. */
   readonly logic: string;
+  /** See {@linkcode FnOptions.onDuplicateKey}. */
   readonly onDuplicateKey: OnDuplicateKey;
 }
 
 /**
  * Runs once at start-up with the app's context; may return its clean-up. A dry run does not run
  * it: the targets are mounted with stand-ins they never use, so a dry run connects to nothing.
+ *
+ * @example
+ * ```ts
+ * import { Context, ContextKey, type Lifespan } from "./mod.ts";
+ * const CLOCK = new ContextKey<{ now(): number; stopped: boolean }>("clock");
+ * const lifespan: Lifespan = (ctx) => {
+ *   const clock = { now: () => Date.now(), stopped: false };
+ *   ctx.provide(CLOCK, clock); // targets mounted in app.main() find it under CLOCK
+ *   return () => { clock.stopped = true; }; // runs when the app stops
+ * };
+ * const ctx = new Context();
+ * const cleanup = await lifespan(ctx);
+ * if (typeof cleanup === "function") await cleanup();
+ * if (!ctx.get(CLOCK).stopped) throw new Error();
+ * ```
  */
 export type Lifespan = (
   ctx: Context,
 ) => Promise<(() => unknown) | void> | (() => unknown) | void;
 
-/** Options of {@linkcode App.run}. */
+/**
+ * Options of {@linkcode App.run}: what the command line's flags set (`--live`, `--dry-run`,
+ * `--state`...).
+ *
+ * @example
+ * ```ts
+ * import type { RunOptions } from "./mod.ts";
+ * const stop = new AbortController();
+ * const options: RunOptions = {
+ *   live: true,
+ *   state: "file:.statecast/state.db",
+ *   logFormat: "json",
+ *   signal: stop.signal, // stop.abort() ends the live run
+ * };
+ * if (options.dryRun !== undefined) throw new Error();
+ * ```
+ */
 export interface RunOptions {
   /** Keep watching after the catch-up run. @default false */
   live?: boolean;
@@ -129,10 +209,22 @@ export interface RunOptions {
   onMetricsServer?: (address: { hostname: string; port: number }) => void;
 }
 
-/** What {@linkcode App.run} did. */
+/**
+ * What {@linkcode App.run} did.
+ *
+ * @example
+ * ```ts
+ * import type { RunResult } from "./mod.ts";
+ * function sentSomething(result: RunResult): boolean {
+ *   return result.summaries.some((round) => round.upserts + round.deletes > 0);
+ * }
+ * if (sentSomething({ exitCode: 0, summaries: [] })) throw new Error();
+ * ```
+ */
 export interface RunResult {
   /** 0 when every file and every target succeeded, else 1. */
   exitCode: number;
+  /** One summary per round: the catch-up round, then (with `live`) one per round of changes. */
   summaries: RoundSummary[];
 }
 
@@ -294,21 +386,59 @@ function progressBar(
 }
 
 /**
- * A statecast app.
+ * A statecast app: a name (its namespace in the state store), a lifespan that provides resources
+ * (a Kafka producer), a main function that mounts targets and one source, and a command line
+ * ({@linkcode App.cli}; {@linkcode App.run} from code). `main.ts` is the example to copy: it
+ * sends every row of every CSV file to a topic. This one runs without a broker, with a target
+ * that keeps its rows in memory (see {@linkcode Target}).
  *
  * @example
- * ```ts ignore
- * const app = new App({ name: "CsvToKafka" });
- * app.lifespan(async (ctx) => { ctx.provide(PRODUCER, producer); return () => producer.disconnect(); });
- * const processCsv = app.fn({ memo: true }, async (file, topic: TopicTarget) => { ... });
- * app.main(async () => {
- *   const topic = await kafka.mountTopicTarget(PRODUCER, "rows");
- *   await app.mountEach(processCsv, localfs.walkDir("./data", { include: ["**\/*.csv"] }), topic);
+ * ```ts
+ * import { mkdtemp, rm, writeFile } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { App, type Change, declare, fingerprint, keyId, localfs, mountTarget } from "./mod.ts";
+ *
+ * type Row = { key: string; value: string };
+ * class MemoryTarget {
+ *   readonly id = "memory:rows";
+ *   readonly rows = new Map<string, string>();
+ *   fingerprint = (state: Row) => fingerprint(state.value);
+ *   declareTargetState = (state: Row) => declare(this, state);
+ *   apply(changes: ReadonlyArray<Change<Row>>) {
+ *     for (const c of changes) {
+ *       if (c.kind === "upsert") this.rows.set(keyId(c.key), c.state.value);
+ *       else this.rows.delete(keyId(c.key));
+ *     }
+ *     return Promise.resolve();
+ *   }
+ * }
+ *
+ * const dir = await mkdtemp(join(tmpdir(), "statecast-doc-"));
+ * await writeFile(join(dir, "a.csv"), "sku,qty\nA1,3\nB2,5\n");
+ * const app = new App({ name: "example" });
+ * const processCsv = app.fn({ memo: true }, async (file, target: MemoryTarget) => {
+ *   for await (const row of file.csvRows()) {
+ *     target.declareTargetState({ key: row.get("sku")!, value: row.toJsonText() });
+ *   }
  * });
- * await app.cli();
+ * let target: MemoryTarget | undefined;
+ * app.main(async () => {
+ *   target = mountTarget(() => new MemoryTarget());
+ *   await app.mountEach(processCsv, localfs.walkDir(dir, { include: ["*.csv"] }), target);
+ * });
+ * const state = `file:${join(dir, "state.db")}`;
+ * const first = await app.run({ state, quiet: true });
+ * if (first.exitCode !== 0 || target!.rows.get("B2") !== '{"sku":"B2","qty":"5"}') {
+ *   throw new Error();
+ * }
+ * const again = await app.run({ state, quiet: true }); // nothing changed: nothing is sent
+ * if (again.summaries[0]!.upserts !== 0 || again.summaries[0]!.unchanged !== 1) throw new Error();
+ * await rm(dir, { recursive: true });
  * ```
  */
 export class App {
+  /** The app's name, from {@linkcode AppOptions.name}. */
   readonly name: string;
   readonly #maxDeleteShare: number;
   readonly #environment: Record<string, string>;
@@ -316,6 +446,7 @@ export class App {
   #main: (() => Promise<void> | void) | undefined;
   #mounts: Mount[] | undefined;
 
+  /** An app named `options.name`; a `TypeError` without a name. */
   constructor(options: AppOptions) {
     if (typeof options?.name !== "string" || options.name.length === 0) {
       throw new TypeError('App needs a non-empty name: new App({ name: "CsvToKafka" })');

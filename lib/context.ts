@@ -22,8 +22,14 @@ import type { Target } from "./target.ts";
 export class ContextKey<T> {
   /** Stable name; part of the identity of every target that uses the resource. */
   readonly name: string;
+  /** Never set: it only carries `T`, so that `ctx.get(key)` is typed. */
   declare readonly _type: T;
 
+  /**
+   * A key named `name`: letters, digits, `_`, `.` or `-` (a `TypeError` otherwise). Keep the
+   * name when the resource behind it changes (another broker, new credentials): a new name is a
+   * new target identity, and every row is sent again.
+   */
   constructor(name: string) {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) {
       throw new TypeError(
@@ -45,7 +51,25 @@ export interface ContextOptions {
   dryRun?: boolean;
 }
 
-/** The resources an app's lifespan provided. */
+/**
+ * The resources an app's lifespan provided, by {@linkcode ContextKey}. The app makes one per run
+ * and hands it to its lifespan; mount functions read it ({@linkcode mountTarget}).
+ *
+ * @example
+ * ```ts
+ * import { Context, ContextKey } from "./mod.ts";
+ * const DB = new ContextKey<{ url: string }>("db");
+ * const ctx = new Context();
+ * try {
+ *   ctx.get(DB);
+ *   throw new Error("unreachable");
+ * } catch (error) {
+ *   if (!(error instanceof TypeError) || !error.message.includes('"db"')) throw error;
+ * }
+ * ctx.provide(DB, { url: "postgres://localhost/db" });
+ * if (ctx.get(DB).url !== "postgres://localhost/db") throw new Error();
+ * ```
+ */
 export class Context {
   readonly #values = new Map<string, unknown>();
   /** Whether this is a dry run's context (see {@linkcode ContextOptions.dryRun}). */

@@ -14,7 +14,18 @@
 import { setSourceLine, warnSource } from "./target.ts";
 import { StatecastError } from "./errors.ts";
 
-/** One parsed record and the 1-based line it starts on. */
+/**
+ * One parsed record and the 1-based line it starts on, as {@linkcode parseCsvRecords} yields it.
+ *
+ * @example
+ * ```ts
+ * import { type CsvRecord, parseCsvRecords } from "./mod.ts";
+ * const [header, first]: CsvRecord[] = [...parseCsvRecords('id,note\n1,"two\nlines"\n')];
+ * if (header!.line !== 1 || first!.line !== 2 || first!.fields[1] !== "two\nlines") {
+ *   throw new Error();
+ * }
+ * ```
+ */
 export interface CsvRecord {
   /** The record's fields, unquoted. */
   fields: string[];
@@ -22,7 +33,17 @@ export interface CsvRecord {
   line: number;
 }
 
-/** Options of {@linkcode parseCsvRecords}: the CSV dialect. */
+/**
+ * Options of {@linkcode parseCsvRecords}: the CSV dialect.
+ *
+ * @example
+ * ```ts
+ * import { type CsvOptions, parseCsvRecords } from "./mod.ts";
+ * const pipes: CsvOptions = { delimiter: "|", quote: null }; // quotes are data
+ * const [record] = [...parseCsvRecords('a|"b"\n', pipes)];
+ * if (record!.fields.join(" ") !== 'a "b"') throw new Error();
+ * ```
+ */
 export interface CsvOptions {
   /**
    * The field delimiter, one character: `","`, `";"`, `"|"`, `"\t"`... The word `"tab"` and
@@ -72,6 +93,26 @@ export function csvDelimiter(options: CsvOptions = {}): string {
   return delimiter;
 }
 
+/**
+ * The records of CSV `text`, the header row included, each with the line it starts on: the
+ * lower level under {@linkcode parseCsvRows}, for files whose first record is not a header.
+ * Records may have different numbers of fields. A malformed field is a `SyntaxError` whose
+ * message starts with `line N:`.
+ *
+ * @example
+ * ```ts
+ * import { parseCsvRecords } from "./mod.ts";
+ * const records = [...parseCsvRecords('# report\nid;name\n\n7;"Desk; oak"\n', { delimiter: ";" })];
+ * const text = records.map((r) => `${r.line}:${r.fields.join("|")}`).join(" ");
+ * if (text !== "1:# report 2:id|name 4:7|Desk; oak") throw new Error(text);
+ * try {
+ *   [...parseCsvRecords('a,"b\n')];
+ *   throw new Error("unreachable");
+ * } catch (error) {
+ *   if (!(error instanceof SyntaxError) || !error.message.startsWith("line 1:")) throw error;
+ * }
+ * ```
+ */
 export function* parseCsvRecords(text: string, options: CsvOptions = {}): Generator<CsvRecord> {
   const SEP = csvDelimiter(options).charCodeAt(0);
   const q = options.quote === undefined ? '"' : options.quote;
@@ -271,7 +312,22 @@ function headerIndex(header: readonly string[]): HeaderIndex {
   return found;
 }
 
-/** Options of {@linkcode parseCsvRows} and `FileItem.csvRows()`: the dialect, and the header. */
+/**
+ * Options of {@linkcode parseCsvRows} and `FileItem.csvRows()`: the dialect, and the header.
+ *
+ * @example
+ * ```ts
+ * import { type CsvRowsOptions, parseCsvRows } from "./mod.ts";
+ * const warnings: string[] = [];
+ * const options: CsvRowsOptions = {
+ *   delimiter: "tab", // or "\t"
+ *   header: ["sku", "qty"], // the file has no header row: every record is data
+ *   onWarning: (message) => warnings.push(message),
+ * };
+ * const [row] = [...parseCsvRows("A1\t3\n", "stock.tsv", options)];
+ * if (row!.get("qty") !== "3" || row!.line !== 1 || warnings.length !== 0) throw new Error();
+ * ```
+ */
 export interface CsvRowsOptions extends CsvOptions {
   /**
    * The field names, for a file that has no header row: every record is then a data row (the

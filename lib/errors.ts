@@ -6,7 +6,17 @@
  * @module
  */
 
-/** Options of {@linkcode StatecastError}. */
+/**
+ * Options of {@linkcode StatecastError}: the facts a caller may act on, as fields.
+ *
+ * @example
+ * ```ts
+ * import { StatecastError, type StatecastErrorOptions } from "./mod.ts";
+ * const options: StatecastErrorOptions = { path: "a.csv", line: 3, cause: new Error("bad") };
+ * const error = new StatecastError('Cannot parse "a.csv" line 3: bad', options);
+ * if (error.path !== "a.csv" || !(error.cause instanceof Error)) throw new Error();
+ * ```
+ */
 export interface StatecastErrorOptions {
   /** The underlying error. */
   cause?: unknown;
@@ -38,12 +48,18 @@ export interface StatecastErrorOptions {
  * ```
  */
 export class StatecastError extends Error {
+  /** Always `"StatecastError"`. */
   override name = "StatecastError";
+  /** See {@linkcode StatecastErrorOptions.path}. */
   readonly path: string | undefined;
+  /** See {@linkcode StatecastErrorOptions.line}. */
   readonly line: number | undefined;
+  /** See {@linkcode StatecastErrorOptions.retriable}. */
   readonly retriable: boolean;
+  /** See {@linkcode StatecastErrorOptions.refused}. */
   readonly refused: boolean;
 
+  /** An error with `message`, which should name the thing, the place and what was expected. */
   constructor(message: string, options: StatecastErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.path = options.path;

@@ -11,12 +11,33 @@
 import xxhash from "xxhash-wasm";
 import type { XXHashAPI } from "xxhash-wasm";
 
-/** A 64-bit fingerprint as 16 lowercase hex digits. */
+/**
+ * A 64-bit fingerprint as 16 lowercase hex digits.
+ *
+ * @example
+ * ```ts
+ * import { type Fingerprint, fingerprint, initFingerprints } from "./mod.ts";
+ * await initFingerprints();
+ * const f: Fingerprint = fingerprint("hello");
+ * if (!/^[0-9a-f]{16}$/.test(f)) throw new Error(f);
+ * ```
+ */
 export type Fingerprint = string;
 
 let api: XXHashAPI | undefined;
 
-/** Loads the WASM hashing core. Idempotent; call once before any other function here. */
+/**
+ * Loads the WASM hashing core. Idempotent; call once before any other function here. An app
+ * calls it before its first round, so a target's `fingerprint()` never needs to.
+ *
+ * @example
+ * ```ts
+ * import { fingerprint, initFingerprints } from "./mod.ts";
+ * await initFingerprints();
+ * await initFingerprints(); // again: nothing happens
+ * if (fingerprint("a") === fingerprint("b")) throw new Error();
+ * ```
+ */
 export async function initFingerprints(): Promise<void> {
   api ??= await xxhash();
 }
@@ -49,6 +70,14 @@ export function fingerprint(data: string | Uint8Array): Fingerprint {
 /**
  * Fingerprint of several parts, each length-prefixed so that ("ab", "c") and ("a", "bc")
  * differ. Used for values with headers; the common case (one part) is {@linkcode fingerprint}.
+ *
+ * @example
+ * ```ts
+ * import { fingerprintParts, initFingerprints } from "./mod.ts";
+ * await initFingerprints();
+ * if (fingerprintParts(["ab", "c"]) === fingerprintParts(["a", "bc"])) throw new Error();
+ * if (fingerprintParts(["x", "y"]) !== fingerprintParts(["x", "y"])) throw new Error();
+ * ```
  */
 export function fingerprintParts(parts: ReadonlyArray<string | Uint8Array>): Fingerprint {
   const state = hasher().create64();

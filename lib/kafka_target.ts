@@ -15,15 +15,43 @@ import { type Change, declare, type Target } from "./target.ts";
 import { errorMessage, StatecastError } from "./errors.ts";
 import { type Fingerprint, fingerprint, fingerprintParts } from "./fingerprint.ts";
 
-/** A message as the producer takes it (kafkajs' `Message` subset). */
+/**
+ * A message as the producer takes it (kafkajs' `Message` subset).
+ *
+ * @example
+ * ```ts
+ * import { kafka } from "./mod.ts";
+ * const tombstone: kafka.ProducerMessage = { key: "A1", value: null };
+ * if (tombstone.value !== null) throw new Error();
+ * ```
+ */
 export interface ProducerMessage {
+  /** The message key (statecast always sets one). */
   key: Buffer | string | null;
+  /** The value; null is a tombstone. */
   value: Buffer | string | null;
+  /** Record headers. */
   headers?: Record<string, Buffer | string>;
 }
 
-/** The smallest producer statecast needs: kafkajs' `Producer.send`. */
+/**
+ * The smallest producer statecast needs: kafkajs' `Producer.send`. Any client fits behind it;
+ * a test can record what would be sent.
+ *
+ * @example
+ * ```ts
+ * import { ContextKey, kafka } from "./mod.ts";
+ * const sent: kafka.ProducerMessage[] = [];
+ * const recorder: kafka.KafkaProducer = {
+ *   send: ({ messages }) => Promise.resolve(sent.push(...messages)),
+ * };
+ * const topic = new kafka.TopicTarget(new ContextKey("recorder"), recorder, "rows");
+ * await topic.apply([{ kind: "upsert", key: "A1", state: { key: "A1", value: "x" } }]);
+ * if (sent.length !== 1 || sent[0]!.value !== "x") throw new Error();
+ * ```
+ */
 export interface KafkaProducer {
+  /** Sends `messages` to `topic`, resolving once the broker acknowledged them (per `acks`). */
   send(record: { topic: string; messages: ProducerMessage[]; acks?: number }): Promise<unknown>;
   /**
    * How many `send()` calls the producer keeps in order when they run at once; the target's
@@ -32,9 +60,24 @@ export interface KafkaProducer {
   readonly inFlight?: number;
 }
 
-/** What a row of a topic should be. */
+/**
+ * What a row of a topic should be: the argument of {@linkcode TopicTarget.declareTargetState}.
+ *
+ * @example
+ * ```ts
+ * import type { TopicState } from "./mod.ts";
+ * const state: TopicState = {
+ *   key: "A1",
+ *   value: JSON.stringify({ sku: "A1", qty: 3 }),
+ *   headers: { "content-type": "application/json" },
+ * };
+ * if (JSON.parse(state.value as string).qty !== 3) throw new Error();
+ * ```
+ */
 export interface TopicState {
+  /** The message key: a string (sent as its UTF-8 bytes) or bytes. */
   key: Key;
+  /** The message value: a string (sent as its UTF-8 bytes) or bytes. */
   value: string | Uint8Array;
   /**
    * Headers that are part of the message's meaning: they count in its fingerprint, so changing
@@ -51,7 +94,25 @@ export interface TopicState {
   metaHeaders?: Record<string, string | Uint8Array>;
 }
 
-/** Options of {@linkcode mountTopicTarget}. */
+/**
+ * Options of {@linkcode mountTopicTarget}.
+ *
+ * @example
+ * ```ts
+ * import { ContextKey, kafka } from "./mod.ts";
+ * const options: kafka.TopicTargetOptions = {
+ *   deletionValue: (key) => JSON.stringify({ id: key, deleted: true }), // instead of a tombstone
+ *   batchSize: 500,
+ * };
+ * const sent: kafka.ProducerMessage[] = [];
+ * const producer: kafka.KafkaProducer = {
+ *   send: ({ messages }) => Promise.resolve(sent.push(...messages)),
+ * };
+ * const topic = new kafka.TopicTarget(new ContextKey("p"), producer, "rows", options);
+ * await topic.apply([{ kind: "delete", key: "A1" }]);
+ * if (sent[0]!.value !== '{"id":"A1","deleted":true}') throw new Error();
+ * ```
+ */
 export interface TopicTargetOptions {
   /** The value sent when a key is deleted. @default a tombstone (null value) */
   deletionValue?: (key: Key) => string | Uint8Array;
@@ -74,13 +135,44 @@ function toWire(data: string | Uint8Array): Buffer | string {
     : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** A mounted Kafka topic. Declare states on it from a component. */
+/**
+ * A mounted Kafka topic. Declare states on it from a component; the engine calls
+ * {@linkcode TopicTarget.apply} with the changes of a round. {@linkcode mountTopicTarget} makes
+ * one inside `app.main()`.
+ *
+ * @example
+ * ```ts
+ * import { ContextKey, initFingerprints, kafka } from "./mod.ts";
+ * await initFingerprints();
+ * const sent: kafka.ProducerMessage[] = [];
+ * const producer: kafka.KafkaProducer = {
+ *   send: ({ messages }) => Promise.resolve(sent.push(...messages)),
+ * };
+ * const topic = new kafka.TopicTarget(new ContextKey("kafka_producer"), producer, "rows");
+ * if (topic.id !== "kafka:kafka_producer/rows") throw new Error(topic.id);
+ * const state = { key: "A1", value: '{"qty":3}' };
+ * if (topic.fingerprint(state) !== topic.fingerprint({ ...state })) throw new Error();
+ * await topic.apply([
+ *   { kind: "upsert", key: "A1", state },
+ *   { kind: "delete", key: "B2" },
+ * ]);
+ * if (sent.map((m) => `${m.key}=${m.value}`).join(" ") !== 'A1={"qty":3} B2=null') {
+ *   throw new Error();
+ * }
+ * ```
+ */
 export class TopicTarget implements Target<TopicState> {
+  /** `kafka:<producer key name>/<topic>`: the target's identity in the state store. */
   readonly id: string;
+  /** The topic's name. */
   readonly topic: string;
   readonly #producer: KafkaProducer;
   readonly #options: TopicTargetOptions;
 
+  /**
+   * The topic `topic`, sent to through `producer`, which was provided for `producerKey` (whose
+   * name is part of the identity). Inside an app, use {@linkcode mountTopicTarget}.
+   */
   constructor(
     producerKey: ContextKey<KafkaProducer>,
     producer: KafkaProducer,
@@ -128,6 +220,10 @@ export class TopicTarget implements Target<TopicState> {
     return fingerprintParts(parts);
   }
 
+  /**
+   * Sends `changes` in batches (a delete as a tombstone or the deletion value), resolving once
+   * the broker acknowledged every one; a failure is a `StatecastError` naming the topic.
+   */
   async apply(
     changes: ReadonlyArray<Change<TopicState>>,
     onApplied?: (count: number) => void,
@@ -221,8 +317,35 @@ function describeKafkaError(cause: unknown, topic: string): StatecastError {
  * Call it inside `app.main()`. The target's identity is `(producerKey.name, topic)`.
  *
  * @example
- * ```ts ignore
- * const topic = await kafka.mountTopicTarget(PRODUCER, "rows");
+ * ```ts
+ * import { mkdtemp, rm, writeFile } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { App, ContextKey, kafka, localfs } from "./mod.ts";
+ *
+ * const PRODUCER = new ContextKey<kafka.KafkaProducer>("kafka_producer");
+ * const sent: kafka.ProducerMessage[] = [];
+ * const dir = await mkdtemp(join(tmpdir(), "statecast-doc-"));
+ * await writeFile(join(dir, "a.csv"), "sku,qty\nA1,3\n");
+ * const app = new App({ name: "example" });
+ * // main.ts provides kafka.connectProducer(); this producer only records what it is given.
+ * app.lifespan((ctx) => {
+ *   ctx.provide(PRODUCER, { send: ({ messages }) => Promise.resolve(sent.push(...messages)) });
+ * });
+ * const processCsv = app.fn({}, async (file, topic: kafka.TopicTarget) => {
+ *   for await (const row of file.csvRows()) {
+ *     topic.declareTargetState({ key: row.get("sku")!, value: row.get("qty")! });
+ *   }
+ * });
+ * app.main(async () => {
+ *   const topic = await kafka.mountTopicTarget(PRODUCER, "stock");
+ *   await app.mountEach(processCsv, localfs.walkDir(dir, { include: ["*.csv"] }), topic);
+ * });
+ * const result = await app.run({ state: `file:${join(dir, "state.db")}`, quiet: true });
+ * if (result.exitCode !== 0 || sent.map((m) => `${m.key}=${m.value}`).join() !== "A1=3") {
+ *   throw new Error();
+ * }
+ * await rm(dir, { recursive: true });
  * ```
  */
 export function mountTopicTarget(

@@ -9,7 +9,17 @@
  * @module
  */
 
-/** A key as a user declares it. */
+/**
+ * A key as a user declares it: a string is its UTF-8 bytes, so `"x"` and the bytes of `"x"` are
+ * one key ({@linkcode keyId}).
+ *
+ * @example
+ * ```ts
+ * import { type Key, keyId } from "./mod.ts";
+ * const keys: Key[] = ["A1", new TextEncoder().encode("A1")];
+ * if (new Set(keys.map(keyId)).size !== 1) throw new Error();
+ * ```
+ */
 export type Key = string | Uint8Array;
 
 const BINARY_MARKER = "\uD800";

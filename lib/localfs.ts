@@ -15,7 +15,22 @@ import { StatecastError } from "./errors.ts";
 /** Files stat'ed between two pauses for the event loop during a scan. */
 const STAT_BATCH = 2000;
 
-/** Options of {@linkcode walkDir}. */
+/**
+ * Options of {@linkcode walkDir}.
+ *
+ * @example
+ * ```ts
+ * import { localfs } from "./mod.ts";
+ * const options: localfs.WalkDirOptions = {
+ *   include: ["**\/*.csv", "**\/*.tsv"],
+ *   exclude: ["archive/**", "**\/*_draft.csv"],
+ *   live: false, // never watch, even with --live
+ * };
+ * const files = localfs.walkDir("./data", options);
+ * if (!files.matches("eu/stock.tsv") || files.matches("archive/2020.csv")) throw new Error();
+ * if (files.matches("eu/stock_draft.csv") || files.live) throw new Error();
+ * ```
+ */
 export interface WalkDirOptions {
   /** Globs a relative path must match, e.g. `["**\/*.csv"]` (also matches top-level files). @default ["**"] */
   include?: string[];
@@ -73,17 +88,43 @@ export function isIgnoredPath(relativePath: string): boolean {
     /\.(swp|swx|tmp|part|crdownload)$/i.test(name);
 }
 
-/** One file of a {@linkcode DirSource}. */
+/**
+ * One file of a {@linkcode DirSource}: what the function given to `app.fn()` receives. Read it
+ * with {@linkcode FileItem.csvRows}, {@linkcode FileItem.text} or {@linkcode FileItem.bytes}
+ * (each reads the file once).
+ *
+ * @example
+ * ```ts
+ * import { mkdtemp, rm, writeFile } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { localfs } from "./mod.ts";
+ * const dir = await mkdtemp(join(tmpdir(), "statecast-doc-"));
+ * await writeFile(join(dir, "a.csv"), "sku,qty\nA1,3\n");
+ * const [file] = await localfs.walkDir(dir).scan();
+ * if (file!.path !== "a.csv" || file!.size !== 13) throw new Error();
+ * for await (const row of file!.csvRows()) {
+ *   if (row.get("qty") !== "3" || row.line !== 2) throw new Error();
+ * }
+ * await rm(dir, { recursive: true });
+ * ```
+ */
 export class FileItem implements SourceItem {
   /** Relative POSIX path from the source root: the component id. */
   readonly path: string;
   /** Absolute (or root-relative) path on disk. */
   readonly fullPath: string;
+  /** Size in bytes when the file was listed. */
   readonly size: number;
+  /** Modification time (ms since the epoch) when the file was listed. */
   readonly mtimeMs: number;
   #bytes: Promise<Uint8Array> | undefined;
   readonly #statError: unknown;
 
+  /**
+   * The file `fullPath`, known as `path`, as listed (`size`, `mtimeMs`); with `statError` it
+   * fails when read. Sources make items; a job only reads them.
+   */
   constructor(path: string, fullPath: string, size: number, mtimeMs: number, statError?: unknown) {
     this.path = path;
     this.fullPath = fullPath;
@@ -141,7 +182,22 @@ function failedStat(path: string, fullPath: string, error: unknown): FileItem | 
   return new FileItem(path, fullPath, -1, 0, error);
 }
 
-/** Decodes UTF-8; invalid bytes are an error naming the file and the line. */
+/**
+ * Decodes UTF-8 (a BOM is kept); invalid bytes are a `StatecastError` naming `path` and the line.
+ *
+ * @example
+ * ```ts
+ * import { localfs, StatecastError } from "./mod.ts";
+ * const text = localfs.decodeUtf8(new TextEncoder().encode("héllo"), "a.txt");
+ * if (text !== "héllo") throw new Error();
+ * try {
+ *   localfs.decodeUtf8(new Uint8Array([0x61, 0x0a, 0xff]), "b.txt");
+ *   throw new Error("unreachable");
+ * } catch (error) {
+ *   if (!(error instanceof StatecastError) || error.line !== 2) throw error;
+ * }
+ * ```
+ */
 export function decodeUtf8(bytes: Uint8Array, path: string): string {
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
@@ -185,12 +241,37 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
   return i;
 }
 
-/** A folder of files, as a source of components. Iterate it for a catch-up listing. */
+/**
+ * A folder of files, as a source of components: what {@linkcode walkDir} returns and
+ * `app.mountEach()` takes. Iterate it for a catch-up listing.
+ *
+ * @example
+ * ```ts
+ * import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { localfs } from "./mod.ts";
+ * const dir = await mkdtemp(join(tmpdir(), "statecast-doc-"));
+ * await mkdir(join(dir, "eu"));
+ * for (const name of ["b.csv", "eu/a.csv", "notes.txt", ".hidden.csv"]) {
+ *   await writeFile(join(dir, name), "id\n1\n");
+ * }
+ * const paths = [];
+ * for await (const file of localfs.walkDir(dir, { include: ["**\/*.csv"] })) paths.push(file.path);
+ * if (paths.join(" ") !== "b.csv eu/a.csv") throw new Error(paths.join(" "));
+ * await rm(dir, { recursive: true });
+ * ```
+ */
 export class DirSource implements AsyncIterable<FileItem> {
+  /** The folder, as given. */
   readonly root: string;
+  /** See {@linkcode WalkDirOptions.recursive}. */
   readonly recursive: boolean;
+  /** See {@linkcode WalkDirOptions.live}. */
   readonly live: boolean;
+  /** See {@linkcode WalkDirOptions.debounceMs}. */
   readonly debounceMs: number;
+  /** See {@linkcode WalkDirOptions.rescanIntervalMs}. */
   readonly rescanIntervalMs: number;
   /** See {@linkcode WalkDirOptions.followExternalSymlinks}. */
   readonly followExternalSymlinks: boolean;
@@ -205,6 +286,7 @@ export class DirSource implements AsyncIterable<FileItem> {
   #warnings: string[] = [];
   readonly #warned = new Set<string>();
 
+  /** The files under `root` that `options` selects; {@linkcode walkDir} is the usual way. */
   constructor(root: string, options: WalkDirOptions = {}) {
     this.root = root;
     this.recursive = options.recursive ?? true;
@@ -374,6 +456,7 @@ export class DirSource implements AsyncIterable<FileItem> {
     return { items, unreadable };
   }
 
+  /** Every matching file now, sorted by path ({@linkcode DirSource.scan}). */
   async *[Symbol.asyncIterator](): AsyncIterator<FileItem> {
     yield* await this.scan();
   }

@@ -19,27 +19,93 @@ import { type Fingerprint, fingerprintParts } from "./fingerprint.ts";
 import type { Key } from "./key_id.ts";
 import { type Change, declare, type DeclaredState, type Target } from "./target.ts";
 
-/** A row as the client returns it. */
+/**
+ * A row as the client returns it.
+ *
+ * @example
+ * ```ts
+ * import type { postgres } from "./mod.ts";
+ * const row: postgres.SqlRow = { name: "qty", type: "integer" };
+ * if (row.type !== "integer") throw new Error();
+ * ```
+ */
 export type SqlRow = Record<string, unknown>;
 
-/** Runs one statement with positional parameters (`$1`, `$2`...): postgres.js' `sql.unsafe`. */
+/**
+ * Runs one statement with positional parameters (`$1`, `$2`...): postgres.js' `sql.unsafe`.
+ *
+ * @example
+ * ```ts
+ * import type { SqlQuery } from "./mod.ts";
+ * const seen: string[] = [];
+ * const query: SqlQuery = {
+ *   unsafe: (text, parameters = []) => {
+ *     seen.push(`${text} ${parameters.join(",")}`);
+ *     return Promise.resolve([]);
+ *   },
+ * };
+ * await query.unsafe("DELETE FROM t WHERE k = $1", ["A1"]);
+ * if (seen[0] !== "DELETE FROM t WHERE k = $1 A1") throw new Error();
+ * ```
+ */
 export interface SqlQuery {
+  /** Runs `query` with `parameters` as `$1`, `$2`...; `prepare` asks for a prepared statement. */
   unsafe(query: string, parameters?: string[], options?: { prepare?: boolean }): Promise<SqlRow[]>;
 }
 
 /**
  * The smallest PostgreSQL client statecast needs, a subset of postgres.js' `Sql`: statements,
  * and a transaction that commits when `fn` resolves and rolls back when it rejects.
+ *
+ * @example
+ * ```ts
+ * import type { SqlClient } from "./mod.ts";
+ * // A client that logs statements and runs "transactions" on itself (for a test).
+ * const log: string[] = [];
+ * const client: SqlClient = {
+ *   unsafe: (query) => Promise.resolve(log.push(query) ? [] : []),
+ *   begin: async (fn) => {
+ *     log.push("BEGIN");
+ *     const result = await fn(client);
+ *     log.push("COMMIT");
+ *     return result;
+ *   },
+ * };
+ * await client.begin((tx) => tx.unsafe("SELECT 1"));
+ * if (log.join("; ") !== "BEGIN; SELECT 1; COMMIT") throw new Error();
+ * ```
  */
 export interface SqlClient extends SqlQuery {
+  /** Runs `fn` in a transaction: commits when it resolves, rolls back when it rejects. */
   begin<T>(fn: (tx: SqlQuery) => Promise<T>): Promise<T>;
 }
 
-/** A primary key value: one cell, or one per column of a composite key (in `primaryKey` order). */
+/**
+ * A primary key value: one cell, or one per column of a composite key (in `primaryKey` order).
+ *
+ * @example
+ * ```ts
+ * import type { RowKey } from "./mod.ts";
+ * const single: RowKey = "A1";
+ * const composite: RowKey = ["EU", 2024]; // primaryKey: ["region", "year"]
+ * if (typeof single !== "string" || composite.length !== 2) throw new Error();
+ * ```
+ */
 export type RowKey = string | number | bigint | ReadonlyArray<string | number | bigint>;
 
-/** What a row of the table should be: its primary key, and the other columns' values. */
+/**
+ * What a row of the table should be: its primary key, and the other columns' values. The
+ * argument of {@linkcode TableTarget.declareTargetState}.
+ *
+ * @example
+ * ```ts
+ * import type { RowState } from "./mod.ts";
+ * const row: RowState = { key: "A1", value: { qty: 3, seen: new Date(0), note: null } };
+ * if (row.value.qty !== 3) throw new Error();
+ * ```
+ */
 export interface RowState {
+  /** The primary key: one value, or one per `primaryKey` column. */
   key: RowKey;
   /**
    * Column → value. Strings are sent as they are (the server casts them to the column's type);
@@ -50,14 +116,40 @@ export interface RowState {
   value: Readonly<Record<string, unknown>>;
 }
 
-/** What the engine keeps for a declared row: the engine's key, the row, and its cells as text. */
-interface TableState extends DeclaredState {
+/**
+ * What the engine keeps for a declared row: the engine's key, the row, and its cells as text
+ * (what {@linkcode TableTarget.declareTargetState} makes of a {@linkcode RowState}).
+ *
+ * @example
+ * ```ts
+ * import type { TableState } from "./mod.ts";
+ * // columns { sku: "text", qty: "integer" }; a composite key's engine key is its JSON array.
+ * const state: TableState = { key: "A1", value: { qty: 3 }, cells: ["A1", "3"] };
+ * if (state.cells.length !== 2) throw new Error();
+ * ```
+ */
+export interface TableState extends DeclaredState {
+  /** The engine's key: the key's text, or the JSON array of a composite key's parts. */
   key: string;
+  /** The row as declared. */
   value: Readonly<Record<string, unknown>>;
+  /** Every column's cell as text, in table order; null is SQL NULL. */
   cells: Array<string | null>;
 }
 
-/** Options of {@linkcode mountTableTarget}. */
+/**
+ * Options of {@linkcode mountTableTarget}.
+ *
+ * @example
+ * ```ts
+ * import type { postgres } from "./mod.ts";
+ * const options: postgres.TableTargetOptions = {
+ *   columns: { region: "text", sku: "text", qty: "integer not null", row: "jsonb" },
+ *   primaryKey: ["region", "sku"],
+ * };
+ * if (options.primaryKey?.length !== 2) throw new Error();
+ * ```
+ */
 export interface TableTargetOptions {
   /**
    * The table's columns and their SQL types, in table order: `{ key: "text", value: "jsonb" }`.
@@ -104,12 +196,40 @@ function cellText(value: unknown, column: string): string | null {
   }
 }
 
-/** A mounted PostgreSQL table. Declare rows on it from a component. */
+/**
+ * A mounted PostgreSQL table. Declare rows on it from a component; the engine calls
+ * {@linkcode TableTarget.apply} with the changes of a round. {@linkcode mountTableTarget} makes
+ * one inside `app.main()` (and checks or creates the table).
+ *
+ * @example
+ * ```ts
+ * import { ContextKey, initFingerprints, postgres } from "./mod.ts";
+ * await initFingerprints();
+ * const statements: string[] = [];
+ * const client: postgres.SqlClient = {
+ *   unsafe: (query) => Promise.resolve(statements.push(query) ? [] : []),
+ *   begin: (fn) => fn(client),
+ * };
+ * const table = new postgres.TableTarget(new ContextKey("db"), client, "stock", {
+ *   columns: { sku: "text", qty: "integer" },
+ * });
+ * if (table.id !== "postgres:db/public.stock" || table.primaryKey[0] !== "sku") throw new Error();
+ * await table.apply([
+ *   { kind: "upsert", key: "A1", state: { key: "A1", value: { qty: 3 }, cells: ["A1", "3"] } },
+ *   { kind: "delete", key: "B2" },
+ * ]);
+ * if (!statements[0]!.startsWith('INSERT INTO "public"."stock"')) throw new Error();
+ * if (!statements[1]!.startsWith('DELETE FROM "public"."stock"')) throw new Error();
+ * ```
+ */
 export class TableTarget implements Target<TableState> {
+  /** `postgres:<client key name>/<schema.table>`: the target's identity in the state store. */
   readonly id: string;
   /** `schema.table`. */
   readonly table: string;
+  /** The columns, in table order. */
   readonly columns: readonly string[];
+  /** The primary key's columns. */
   readonly primaryKey: readonly string[];
   readonly #sql: SqlClient;
   readonly #qualified: string;
@@ -124,6 +244,11 @@ export class TableTarget implements Target<TableState> {
   /** The table to create before the first write, when it was missing at mount. */
   #createSql: string | undefined;
 
+  /**
+   * The table `table` ("table" or "schema.table"), written through `client`, which was provided
+   * for `clientKey` (whose name is part of the identity). Inside an app, use
+   * {@linkcode mountTableTarget}, which also checks the table.
+   */
   constructor(
     clientKey: ContextKey<SqlClient>,
     client: SqlClient,
@@ -202,6 +327,7 @@ export class TableTarget implements Target<TableState> {
     declare(this, { key, value: state.value, cells });
   }
 
+  /** Fingerprint of the row's cells. */
   fingerprint(state: TableState): Fingerprint {
     return fingerprintParts(state.cells.map((c) => c ?? NULL_MARK));
   }
@@ -222,6 +348,10 @@ export class TableTarget implements Target<TableState> {
     this.#createSql = shape.createSql;
   }
 
+  /**
+   * Upserts and deletes `changes` in transactions of `transactionSize` rows, resolving once
+   * every one is committed; a failure is a `StatecastError` naming the table.
+   */
   async apply(
     changes: ReadonlyArray<Change<TableState>>,
     onApplied?: (count: number) => void,
@@ -436,6 +566,9 @@ function describePostgresError(cause: unknown, table: string): StatecastError {
  * the first write if it does not exist. The
  * target's identity is `(clientKey.name, schema.table)`: another host or password re-sends
  * nothing.
+ *
+ * Needs a PostgreSQL server, so this example is not run here: `examples/csv_to_postgres/main.ts`
+ * is the same code as a job, and `tests/postgres_e2e_test.ts` runs it.
  *
  * @example
  * ```ts ignore

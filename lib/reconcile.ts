@@ -7,13 +7,37 @@
  */
 import type { Fingerprint } from "./fingerprint.ts";
 
-/** A declared state with its fingerprint, as reconcile sees it. */
+/**
+ * A declared state with its fingerprint, as reconcile sees it.
+ *
+ * @example
+ * ```ts
+ * import { type Declared, fingerprint, initFingerprints, reconcile } from "./mod.ts";
+ * await initFingerprints();
+ * const declared: Declared<{ key: string; value: string }> = {
+ *   state: { key: "A1", value: "3" },
+ *   fingerprint: fingerprint("3"),
+ * };
+ * if (reconcile(declared, fingerprint("3")) !== null) throw new Error("unchanged: no-op");
+ * ```
+ */
 export interface Declared<S> {
+  /** The declared state. */
   state: S;
+  /** Its fingerprint, from the target's `fingerprint()`. */
   fingerprint: Fingerprint;
 }
 
-/** Options of {@linkcode reconcile}. */
+/**
+ * Options of {@linkcode reconcile}.
+ *
+ * @example
+ * ```ts
+ * import { reconcile, type ReconcileOptions } from "./mod.ts";
+ * const options: ReconcileOptions = { mayBeMissing: true }; // sent, never committed
+ * if (reconcile(undefined, undefined, options)?.kind !== "delete") throw new Error();
+ * ```
+ */
 export interface ReconcileOptions {
   /**
    * The target may hold something other than `previous` for this key (it was sent but the send

@@ -9,11 +9,28 @@ import type { Fingerprint } from "./fingerprint.ts";
 import type { Key } from "./key_id.ts";
 import type { DeclaredState } from "./target.ts";
 
-/** One source item as the engine sees it. */
+/**
+ * One source item as the engine sees it; {@linkcode FileItem} is the one statecast has.
+ *
+ * @example
+ * ```ts
+ * import type { SourceItem } from "./mod.ts";
+ * const text = new TextEncoder().encode("id\n1\n");
+ * const item: SourceItem = {
+ *   path: "memory/a.csv",
+ *   size: text.length,
+ *   mtimeMs: 0,
+ *   bytes: () => Promise.resolve(text),
+ * };
+ * if ((await item.bytes()).length !== 5) throw new Error();
+ * ```
+ */
 export interface SourceItem {
   /** Component id: the relative POSIX path. */
   readonly path: string;
+  /** Size in bytes, for the memo (a changed size runs the component again). */
   readonly size: number;
+  /** Modification time in ms, for the memo. */
   readonly mtimeMs: number;
   /** The item's bytes; read once and cached until {@linkcode SourceItem.release}. */
   bytes(): Promise<Uint8Array>;
@@ -31,9 +48,23 @@ export interface ComponentFn<I extends SourceItem = SourceItem> {
   readonly onDuplicateKey: OnDuplicateKey;
 }
 
-/** A file that failed in a round: nothing it declared was published or retracted. */
+/**
+ * A file that failed in a round: nothing it declared was published or retracted.
+ *
+ * @example
+ * ```ts
+ * import { type ComponentFailure, StatecastError } from "./mod.ts";
+ * const failure: ComponentFailure = {
+ *   path: "a.csv",
+ *   error: new StatecastError('Cannot parse "a.csv" line 3: ...', { path: "a.csv", line: 3 }),
+ * };
+ * if ((failure.error as StatecastError).line !== 3) throw new Error();
+ * ```
+ */
 export interface ComponentFailure {
+  /** The file's relative path. */
   path: string;
+  /** Why it failed: a `StatecastError` names the line when there is one. */
   error: unknown;
   /**
    * Set when the file waits: it hands keys to this component, which cannot be read now. The
@@ -42,25 +73,71 @@ export interface ComponentFailure {
   blockedBy?: string;
 }
 
-/** A planned change, for dry runs and logs. */
+/**
+ * A planned change, for dry runs and logs (`RoundSummary.changes`, with `keepChanges`).
+ *
+ * @example
+ * ```ts
+ * import type { PlannedChange } from "./mod.ts";
+ * const change: PlannedChange = { target: "kafka:kafka_producer/rows", kind: "delete", key: "A1" };
+ * if (change.state !== undefined) throw new Error("a delete carries no state");
+ * ```
+ */
 export interface PlannedChange {
+  /** The target's id. */
   target: string;
+  /** Upsert or delete. */
   kind: "upsert" | "delete";
+  /** The key. */
   key: Key;
+  /** The declared state, for an upsert. */
   state?: DeclaredState;
 }
 
-/** Why the delete guard held a round's deletes back. */
+/**
+ * Why the delete guard held a round's deletes back (`RoundSummary.refused`).
+ *
+ * @example
+ * ```ts
+ * import type { RefusedDeletes } from "./mod.ts";
+ * const refused: RefusedDeletes = {
+ *   target: "kafka:kafka_producer/rows",
+ *   deletes: 30,
+ *   keys: 41,
+ *   reason: "that is 73% of its keys, more than the 50% allowed",
+ * };
+ * if (refused.deletes > refused.keys) throw new Error();
+ * ```
+ */
 export interface RefusedDeletes {
+  /** The target's id. */
   target: string;
   /** Deletes the round would have sent to the target. */
   deletes: number;
   /** Keys the target holds now. */
   keys: number;
+  /** Why, in words: "that is 73% of its keys, more than the 50% allowed". */
   reason: string;
 }
 
-/** What one reconcile round did. */
+/**
+ * What one reconcile round did: {@linkcode RunResult.summaries} holds one per round.
+ *
+ * @example
+ * ```ts
+ * import type { RoundSummary } from "./mod.ts";
+ * function line(s: RoundSummary): string {
+ *   const failed = s.failed.map((f) => f.path).join(", ");
+ *   return `${s.upserts} upserts, ${s.deletes} deletes` + (failed ? `; failed: ${failed}` : "");
+ * }
+ * const summary: RoundSummary = {
+ *   scanned: 2, gone: 0, unchanged: 1, processed: 1, failed: [], upserts: 3, deletes: 1,
+ *   unchangedKeys: 5, conflicts: [], changes: [], committed: true, held: [], warnings: [],
+ *   elapsedMs: 12,
+ * };
+ * if (line(summary) !== "3 upserts, 1 deletes") throw new Error();
+ * ```
+ */
 export interface RoundSummary {
   /** Items looked at (present now, or gone since the last round). */
   scanned: number;
@@ -70,8 +147,11 @@ export interface RoundSummary {
   unchanged: number;
   /** Items whose component ran (or whose rows were retracted because they are gone). */
   processed: number;
+  /** Items whose component failed: their keys keep what was published. */
   failed: ComponentFailure[];
+  /** Upserts sent and committed. */
   upserts: number;
+  /** Deletes sent and committed. */
   deletes: number;
   /** Keys touched by processed components whose published value did not change. */
   unchangedKeys: number;
@@ -97,6 +177,7 @@ export interface RoundSummary {
   held: Array<{ path: string; reason: string }>;
   /** Warnings about items that ran (a CSV header that looks delimited by another character). */
   warnings: Array<{ path: string; message: string }>;
+  /** How long the round took (the app's catch-up round includes the scan). */
   elapsedMs: number;
 }
 

@@ -6,45 +6,101 @@
  *
  * @module
  */
+import { type Context, currentMountScope } from "./context.ts";
 import type { Fingerprint } from "./fingerprint.ts";
 import type { Key } from "./key_id.ts";
 import { activeCollector } from "./_collector.ts";
 
 export type { Key } from "./key_id.ts";
 
-/** What every declared state has: a key. Targets add the rest (value, headers, columns...). */
+/**
+ * What every declared state has: a key. Targets add the rest (value, headers, columns...).
+ *
+ * @example
+ * ```ts
+ * import type { DeclaredState } from "./mod.ts";
+ * interface Row extends DeclaredState {
+ *   key: string;
+ *   value: string;
+ * }
+ * const row: Row = { key: "A1", value: '{"qty":3}' };
+ * if (row.key !== "A1") throw new Error();
+ * ```
+ */
 export interface DeclaredState {
+  /** The key: a string is its UTF-8 bytes, so `"x"` and the bytes of `"x"` are one key. */
   key: Key;
 }
 
-/** An upsert or a delete for one key of one target. */
+/**
+ * An upsert or a delete for one key of one target: what {@linkcode Target.apply} receives. An
+ * upsert carries the declared state; a delete only the key.
+ *
+ * @example
+ * ```ts
+ * import type { Change, DeclaredState } from "./mod.ts";
+ * type Row = DeclaredState & { value: string };
+ * const changes: Change<Row>[] = [
+ *   { kind: "upsert", key: "a", state: { key: "a", value: "1" } },
+ *   { kind: "delete", key: "b" },
+ * ];
+ * const text = changes.map((c) => c.kind === "upsert" ? `+${c.key}=${c.state.value}` : `-${c.key}`)
+ *   .join(" ");
+ * if (text !== "+a=1 -b") throw new Error();
+ * ```
+ */
 export type Change<S extends DeclaredState> =
   | { kind: "upsert"; key: Key; state: S }
   | { kind: "delete"; key: Key };
 
 /**
- * A target: where declared states end up (a Kafka topic, a database table...).
+ * A target: where declared states end up (a Kafka topic, a database table...). Implement it to
+ * send declared states somewhere new; give it a `declareTargetState()` that hands each state to
+ * {@linkcode declare}, and a mount function that calls {@linkcode mountTarget}. The engine calls
+ * `fingerprint()` for every declared state and `apply()` with the changes of a round.
  *
  * @example
  * ```ts
- * import { type Change, declare, type DeclaredState, type Target } from "./target.ts";
- * import { fingerprint, initFingerprints } from "./fingerprint.ts";
- * await initFingerprints();
- * interface Row extends DeclaredState { key: string; value: string }
+ * import {
+ *   type Change,
+ *   declare,
+ *   type DeclaredState,
+ *   fingerprint,
+ *   initFingerprints,
+ *   keyId,
+ *   type Target,
+ * } from "./mod.ts";
+ *
+ * interface Row extends DeclaredState {
+ *   value: string;
+ * }
  * class MemoryTarget implements Target<Row> {
  *   readonly id = "memory:rows";
  *   readonly rows = new Map<string, string>();
- *   fingerprint(state: Row) { return fingerprint(state.value); }
- *   apply(changes: ReadonlyArray<Change<Row>>) {
- *     for (const c of changes) {
- *       if (c.kind === "upsert") this.rows.set(String(c.key), c.state.value);
- *       else this.rows.delete(String(c.key));
- *     }
- *     return Promise.resolve();
+ *   fingerprint(state: Row): string {
+ *     return fingerprint(state.value); // the bytes that would be sent
  *   }
- *   declareTargetState(state: Row) { declare(this, state); }
+ *   apply(changes: ReadonlyArray<Change<Row>>): Promise<void> {
+ *     for (const c of changes) {
+ *       if (c.kind === "upsert") this.rows.set(keyId(c.key), c.state.value);
+ *       else this.rows.delete(keyId(c.key));
+ *     }
+ *     return Promise.resolve(); // resolve once every change is stored
+ *   }
+ *   declareTargetState(state: Row): void {
+ *     declare(this, state);
+ *   }
  * }
- * if (new MemoryTarget().id !== "memory:rows") throw new Error();
+ *
+ * await initFingerprints(); // an app does this itself before a round
+ * const target = new MemoryTarget();
+ * await target.apply([
+ *   { kind: "upsert", key: "a", state: { key: "a", value: "1" } },
+ *   { kind: "upsert", key: "b", state: { key: "b", value: "2" } },
+ * ]);
+ * await target.apply([{ kind: "delete", key: "a" }]);
+ * if ([...target.rows].join() !== "b,2") throw new Error();
+ * if (target.fingerprint({ key: "x", value: "2" }) !== fingerprint("2")) throw new Error();
  * ```
  */
 export interface Target<S extends DeclaredState = DeclaredState> {
@@ -90,6 +146,32 @@ export function declare<S extends DeclaredState>(target: Target<S>, state: S): v
     );
   }
   collector.declare(target, state);
+}
+
+/**
+ * Mounts a target of your own on the running app, so that what components declare on it is
+ * reconciled: `make` builds it from the app's context (the resources its lifespan provided).
+ * Call it from your mount function, inside the function given to `app.main()` (as
+ * `kafka.mountTopicTarget()` does); elsewhere it is a `TypeError`. Returns the target. Two
+ * targets with one `id` are a `TypeError` when the app runs.
+ *
+ * @example
+ * ```ts
+ * import { mountTarget } from "./mod.ts";
+ * const target = { id: "memory:t", fingerprint: () => "0", apply: () => Promise.resolve() };
+ * try {
+ *   mountTarget(() => target); // not inside app.main()
+ *   throw new Error("unreachable");
+ * } catch (error) {
+ *   if (!(error instanceof TypeError)) throw error;
+ * }
+ * ```
+ */
+export function mountTarget<T extends Target<never>>(make: (context: Context) => T): T {
+  const scope = currentMountScope("mountTarget()");
+  const target = make(scope.context);
+  scope.mountTarget(target);
+  return target;
 }
 
 /**
