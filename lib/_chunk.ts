@@ -22,6 +22,11 @@ export interface Chunk {
   removed: Set<string>;
   /** Plan the keys in doubt in this chunk (the round's first). */
   doubts: boolean;
+  /**
+   * Components of the chunk whose rows are sent again (`RoundOptions.resend`): a key one of them
+   * owns is upserted even when its value did not change.
+   */
+  resent: Set<string>;
 }
 
 /** What the store knows about the keys a chunk touches, per target. */
@@ -177,10 +182,14 @@ export function planChunk(
       const owner = ownerOf(after);
       if (after.length > 1) plan.conflicts.push([target, id, after, owner!]);
       let declared: Declared<DeclaredState> | undefined;
+      /** The owner ran in this chunk to send its rows again: upsert whatever was published. */
+      let again = false;
       if (owner !== undefined) {
         const fromRun = chunk.ran.get(owner)?.get(target)?.get(id);
-        if (fromRun !== undefined) declared = fromRun;
-        else {
+        if (fromRun !== undefined) {
+          declared = fromRun;
+          again = chunk.resent.has(owner);
+        } else {
           const fp = fpOf(owner, id)!;
           if (mayBeMissing || fp !== previous) {
             // Its value is needed but only its fingerprint is known: it must run. The
@@ -195,7 +204,7 @@ export function planChunk(
           declared = { state: { key: keyFromId(id) }, fingerprint: fp };
         }
       }
-      const action = reconcile(declared, previous, { mayBeMissing });
+      const action = reconcile(declared, previous, { mayBeMissing: mayBeMissing || again });
       const planned = { target, id, anchor };
       if (action?.kind === "delete") {
         plan.deletes.push({ ...planned, fp: previous });

@@ -113,7 +113,7 @@ export class Round<I extends SourceItem> {
     }
     if (!await previous) return this.#finish();
     if (first && [...this.#e.inDoubt.values()].some((keys) => keys.size > 0)) {
-      const empty: Chunk = { ran: new Map(), memo: new Map(), removed: new Set(), doubts: true };
+      const empty: Chunk = { ...newChunk(), doubts: true };
       if (!await (await this.#sendChunk(empty)).done) return this.#finish();
     }
     if (this.#deferred.size > 0 && !await (await this.#sendChunk(await this.#lastChunk())).done) {
@@ -230,12 +230,13 @@ export class Round<I extends SourceItem> {
 
   /**
    * Runs one component into `chunk` unless the memo says it is unchanged; returns how many states
-   * it declared. `force` runs it whatever the memo says.
+   * it declared. `force` runs it whatever the memo says, and so does `resend` for its paths.
    */
   async #runInto(chunk: Chunk, item: I, force: boolean): Promise<number> {
     const scanTime = Date.now();
     const previous = this.#e.components.get(item.path);
-    const logic = this.#fn.memo && !force ? this.#logic : undefined;
+    const resend = this.#options.resend?.(item.path) ?? false;
+    const logic = this.#fn.memo && !force && !resend ? this.#logic : undefined;
     try {
       if (unchangedByStat(previous, item, logic)) {
         this.summary.unchanged++;
@@ -284,6 +285,7 @@ export class Round<I extends SourceItem> {
       this.summary.processed++;
       chunk.ran.set(item.path, collector.byTarget);
       chunk.memo.set(item.path, record);
+      if (resend) chunk.resent.add(item.path);
       return collector.count;
     } finally {
       item.release?.();
@@ -721,7 +723,7 @@ export class Round<I extends SourceItem> {
 }
 
 function newChunk(): Chunk {
-  return { ran: new Map(), memo: new Map(), removed: new Set(), doubts: false };
+  return { ran: new Map(), memo: new Map(), removed: new Set(), doubts: false, resent: new Set() };
 }
 
 function conflictMessage(target: string, id: string, declarers: string[], owner: string): string {

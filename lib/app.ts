@@ -32,6 +32,7 @@ import { runLive } from "./live.ts";
 import { serveMetrics } from "./metrics.ts";
 import { failureReason, Monitor } from "./_monitor.ts";
 import { formatStatus, statusReport } from "./_status.ts";
+import { askLine, deletesPerTarget, rerunGlobs, rerunMatcher, stdinIsTerminal } from "./_repair.ts";
 import { describeHolder, RunLock } from "./run_lock.ts";
 import { type FileFailure, StateStore, stateUrlProblem } from "./state_store.ts";
 
@@ -207,6 +208,46 @@ export interface RunOptions {
   metricsHost?: string;
   /** Called once the metrics server listens, with its port. */
   onMetricsServer?: (address: { hostname: string; port: number }) => void;
+  /**
+   * Globs of files (relative to the source root, matched like the source's include patterns)
+   * whose current rows the catch-up round sends again: an upsert per key they own, whatever
+   * their memo says; no delete for them. A glob that matches no file stops the run before
+   * anything is sent (exit code 2). @default []
+   */
+  rerun?: string[];
+}
+
+/**
+ * Options of {@linkcode App.drop}: what `drop`, `drop --dry-run` and `drop --yes` set.
+ *
+ * @example
+ * ```ts
+ * import type { DropOptions } from "./mod.ts";
+ * const asked: string[] = [];
+ * const options: DropOptions = {
+ *   verbose: true,
+ *   confirm: (what) => Promise.resolve(asked.push(what) > 0 && what.includes("delete")),
+ * };
+ * if (!await options.confirm!("delete 3 keys")) throw new Error();
+ * ```
+ */
+export interface DropOptions {
+  /** List what would be sent (deletes per target); send nothing, forget nothing. @default false */
+  dryRun?: boolean;
+  /** State store URL. @default env STATECAST_STATE, else "file:.statecast/state.db" */
+  state?: string;
+  /** Print only errors. @default false */
+  quiet?: boolean;
+  /** List every key (dry run) or log one line per delete sent. @default false */
+  verbose?: boolean;
+  /** Log lines as text or JSON objects. @default "text" */
+  logFormat?: "text" | "json";
+  /**
+   * Asked once the targets are mounted and before anything is sent, with a sentence saying what
+   * drop will do; it goes on only if this resolves to true. Not asked in a dry run.
+   * @default undefined (not asked: the caller has confirmed, as `--yes` does)
+   */
+  confirm?: (what: string) => Promise<boolean>;
 }
 
 /**
@@ -312,6 +353,45 @@ function logChange(log: Log, change: PlannedChange): void {
     kind: change.kind,
     key,
   });
+}
+
+/**
+ * The round option of `--rerun`: `{ resend }` for the files the globs match, `{}` without globs,
+ * or null (logged) when a glob matches no file.
+ */
+function rerunOption(
+  globs: readonly string[],
+  items: ReadonlyArray<{ path: string }>,
+  root: string,
+  log: Log,
+): { resend?: (path: string) => boolean } | null {
+  if (globs.length === 0) return {};
+  const found = rerunMatcher(globs, items.map((item) => item.path));
+  if ("unmatched" in found) {
+    log.error(
+      `--rerun: no file under "${root}" matches ${
+        found.unmatched.map((glob) => `"${glob}"`).join(", ")
+      } (globs are relative to that folder); nothing was sent`,
+      { rerun: found.unmatched },
+    );
+    return null;
+  }
+  const count = items.filter((item) => found.matches(item.path)).length;
+  const files = count === 1 ? "1 file" : `${count} files`;
+  log.info(`--rerun: sending the rows of ${files} again`, { rerunFiles: count });
+  return { resend: found.matches };
+}
+
+/** What drop is about to do, for its confirmation: the keys of each target, from the store. */
+async function dropPreview(store: StateStore, app: string): Promise<string> {
+  const keys = new Map<string, number>();
+  for (const { target, keys: n } of await store.targets(app)) keys.set(target, n);
+  for (const [target, n] of await store.retractingCounts(app)) {
+    keys.set(target, (keys.get(target) ?? 0) + n);
+  }
+  const what = [...keys].filter(([, n]) => n > 0).map(([target, n]) => `${n} keys of "${target}"`);
+  return `drop sends a delete for every key "${app}" published (` +
+    `${what.length === 0 ? "none is known" : what.join(", ")}), then forgets its state`;
 }
 
 /** One line on stderr, secrets redacted. */
@@ -539,15 +619,8 @@ export class App {
     const cleanup = options.dryRun ? undefined : await this.#lifespan?.(context);
     const result: RunResult = { exitCode: 0, summaries: [] };
     try {
-      const engine = running = new Engine(store, this.name);
-      this.#mounts = [];
-      const main = this.#main;
-      await withMountScope(
-        { context, mountTarget: (t) => engine.addTarget(t) },
-        async () => await main(),
-      );
-      const mount = this.#mounts[0];
-      if (mount === undefined) throw new TypeError("app.main() did not call app.mountEach()");
+      const { engine, mount } = await this.#mountAll(store, context);
+      running = engine;
       for (const target of await engine.load()) {
         log.warn(
           `the state store has keys of "${target}", which is no longer mounted: they are ` +
@@ -558,7 +631,10 @@ export class App {
       const { items, unreadable } = await mount.source.scanTree();
       for (const warning of mount.source.takeWarnings()) log.warn(warning);
       const maxDeleteShare = options.allowDeletes ? Infinity : this.#maxDeleteShare;
+      const resend = rerunOption(options.rerun ?? [], items, mount.source.root, log);
+      if (resend === null) return { exitCode: 2, summaries: [] };
       const summary = await engine.round(mount.fn, items, {
+        ...resend,
         fullScan: true,
         unreadable,
         onChunk: releaseMemory,
@@ -608,6 +684,107 @@ export class App {
     }
     if (options.live && options.signal?.aborted) this.#reportStop(result, options.signal, log);
     return result;
+  }
+
+  /**
+   * Takes the app down: sends a delete (a tombstone, or the target's deletion value; a table
+   * target DELETEs the row) for every key the app published to each mounted target, then forgets
+   * the app's state, as `--reset` does. The delete guard does not apply. With `dryRun`, lists the
+   * deletes per target and changes nothing. When a send fails, what was not retracted stays in
+   * the state store, so drop can be run again. Returns the exit code: 0 done, 1 failed or not
+   * confirmed.
+   */
+  async drop(options: DropOptions = {}): Promise<number> {
+    const log = new Log(options.quiet ?? false, options.logFormat === "json");
+    const dryRun = options.dryRun ?? false;
+    await initFingerprints();
+    const url = options.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
+    // A dry run, as elsewhere: the store read only, no lifespan (targets mount on stand-ins).
+    await using store = await StateStore.open(url, { readOnly: dryRun });
+    await using _lock = dryRun ? undefined : await RunLock.acquire(store, this.name);
+    const context = new Context({ dryRun });
+    const cleanup = dryRun ? undefined : await this.#lifespan?.(context);
+    try {
+      const { engine, mount } = await this.#mountAll(store, context);
+      for (const target of await engine.load()) {
+        log.warn(
+          `the state store has keys of "${target}", which is not mounted: nothing can be sent ` +
+            "to it" + (dryRun ? "" : "; its keys are forgotten with the rest"),
+        );
+      }
+      if (!dryRun && options.confirm !== undefined) {
+        if (!await options.confirm(await dropPreview(store, this.name))) {
+          log.error(`${this.name}: drop not confirmed: nothing was sent or forgotten`);
+          return 1;
+        }
+      }
+      const summary = await engine.round(mount.fn, [], {
+        removed: engine.knownComponents(),
+        maxDeleteShare: Infinity, // drop is the explicit "delete everything"
+        dryRun,
+        keepChanges: true,
+        onChunk: releaseMemory,
+      });
+      const ok = summary.applyError === undefined && summary.failed.length === 0;
+      if (ok && !dryRun) await store.reset(this.name);
+      this.#reportDrop(summary, log, options);
+      return ok ? 0 : 1;
+    } finally {
+      this.#mounts = undefined;
+      if (typeof cleanup === "function") await cleanup();
+    }
+  }
+
+  /** What drop sent (or, dry, would send), per target, and whether the state was forgotten. */
+  #reportDrop(summary: RoundSummary, log: Log, options: DropOptions): void {
+    const dryRun = options.dryRun ?? false;
+    for (const change of summary.changes) {
+      if (dryRun) {
+        if (options.verbose) console.log(formatChange(change));
+      } else if (options.verbose) logChange(log, change);
+    }
+    const perTarget = deletesPerTarget(summary.changes);
+    for (const [target, deletes] of perTarget) {
+      const line = `${target}: ${deletes} deletes${dryRun ? " would be sent" : " sent"}`;
+      if (dryRun) console.log(line);
+      else log.info(`${this.name}: drop: ${line}`, { app: this.name, target, deletes });
+    }
+    const fields = { app: this.name, deletes: summary.deletes, dryRun };
+    if (summary.applyError !== undefined) {
+      log.error(
+        `${this.name}: drop failed after ${summary.deletes} deletes: ` +
+          `${errorMessage(summary.applyError)}; the state of what was not retracted is kept: ` +
+          "run drop again",
+        fields,
+      );
+    } else if (dryRun) {
+      log.info(
+        `${this.name}: drop (dry run): ${summary.deletes} deletes would be sent; nothing sent, ` +
+          "nothing forgotten",
+        fields,
+      );
+    } else {
+      log.info(
+        `${this.name}: dropped: ${summary.deletes} deletes sent, state forgotten; the next run ` +
+          "publishes every row again",
+        fields,
+      );
+    }
+  }
+
+  /** Runs the main function: the engine with the targets it mounted, and its one mount. */
+  async #mountAll(store: StateStore, context: Context): Promise<{ engine: Engine; mount: Mount }> {
+    const main = this.#main;
+    if (main === undefined) throw new TypeError("app.main() was never called");
+    const engine = new Engine(store, this.name);
+    this.#mounts = [];
+    await withMountScope(
+      { context, mountTarget: (t) => engine.addTarget(t) },
+      async () => await main(),
+    );
+    const mount = this.#mounts[0];
+    if (mount === undefined) throw new TypeError("app.main() did not call app.mountEach()");
+    return { engine, mount };
   }
 
   /** The last line of a live run that was asked to stop: what it did since it started. */
@@ -798,6 +975,21 @@ export class App {
         return exit(await this.status(state, { paths: parsed.paths, json: values.json ?? false }));
       }
       if (values.reset && values["dry-run"]) return exit(await this.#planReset(state));
+      if (command === "drop") {
+        const dryRun = values["dry-run"] ?? false;
+        const confirm = dryRun || values.yes ? undefined : dropConfirmation(this.name);
+        if (confirm === null) return exit(2);
+        return exit(
+          await this.drop({
+            dryRun,
+            state,
+            quiet: values.quiet ?? false,
+            verbose: values.verbose ?? false,
+            logFormat,
+            ...(confirm === undefined ? {} : { confirm }),
+          }),
+        );
+      }
       if (values.reset) {
         await initFingerprints();
         await using store = await StateStore.open(state);
@@ -825,6 +1017,7 @@ export class App {
         verbose: values.verbose ?? false,
         logFormat,
         signal: stop.signal,
+        rerun: rerunGlobs(values.rerun ?? []),
       });
       return exit(stop.code() ?? result.exitCode);
     } catch (error) {
@@ -854,6 +1047,8 @@ const OPTIONS = {
   "log-format": { type: "string" },
   "metrics-port": { type: "string" },
   "metrics-host": { type: "string" },
+  rerun: { type: "string", multiple: true },
+  yes: { type: "boolean", short: "y" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -865,6 +1060,7 @@ const PLACEHOLDERS: Record<string, string> = {
   "log-format": "json",
   "metrics-port": "9464",
   "metrics-host": "127.0.0.1",
+  rerun: "'orders/*.csv'",
 };
 
 /**
@@ -972,11 +1168,43 @@ function parseCommandLine(argv: string[], name: string, environment: Record<stri
     return 2;
   }
   const command = positionals[0] ?? "run";
-  if (command !== "run" && command !== "status" || command === "run" && positionals.length > 1) {
+  if (
+    command !== "run" && command !== "status" && command !== "drop" ||
+    command !== "status" && positionals.length > 1
+  ) {
     print(`error: unknown command "${positionals.join(" ")}"\nRun with --help for usage.`);
     return 2;
   }
+  const misplaced = values.rerun !== undefined && command !== "run"
+    ? "--rerun"
+    : values.yes && command !== "drop"
+    ? "--yes"
+    : undefined;
+  if (misplaced !== undefined) {
+    const where = misplaced === "--yes" ? "drop" : "a run";
+    print(`error: ${misplaced} is for ${where}, not ${command}\nRun with --help for usage.`);
+    return 2;
+  }
   return { values, command, logFormat, paths: positionals.slice(1) } as const;
+}
+
+/**
+ * How `drop` is confirmed without `--yes`: by typing the app's name on the terminal; null (and
+ * an error printed) when stdin is not a terminal.
+ */
+function dropConfirmation(name: string): ((what: string) => Promise<boolean>) | null {
+  if (!stdinIsTerminal()) {
+    print(
+      `error: drop sends a delete for every key "${name}" published and forgets its state; ` +
+        "stdin is not a terminal to confirm on: add --yes to drop without asking " +
+        "(or --dry-run to see what it would send)",
+    );
+    return null;
+  }
+  return async (what) => {
+    print(`${what}.`);
+    return (await askLine(`Type the app's name (${name}) to drop it: `)) === name;
+  };
 }
 
 /** `--metrics-port` / `METRICS_PORT` and `--metrics-host` / `METRICS_HOST`, or what is wrong. */
@@ -1045,6 +1273,11 @@ Commands:
   status [PATH...]   Show the targets, keys and files in the state store; with PATHs (files or
                      folders), each of their files: keys, last run, memo, why it fails or waits
       --json         (status) Print it as one JSON object (its shape is in README)
+  drop               Take the job down: send a delete for every key this app published to its
+                     targets (a tombstone; a table target DELETEs the row), then forget its
+                     state; asks to type the app's name first. With --dry-run, list the deletes
+                     per target (--verbose: the keys) and change nothing
+  -y, --yes          (drop) Do not ask; needed when stdin is not a terminal
 
 Options:
   -L, --live         After catching up, keep watching and send every change
@@ -1052,6 +1285,9 @@ Options:
                      connect to no target, send nothing, write nothing. With --reset: say what
                      it would forget. Not with --live (exit 2)
       --reset        Forget this app's state (the next run re-sends every row), then exit
+      --rerun GLOB   Send the current rows of the files matching GLOB again, memo or not: an
+                     upsert per key they own, no delete. Relative to the source folder, like
+                     its include patterns ('orders/*.csv'); repeatable or comma-separated
       --allow-deletes
                      Send deletes however many: a round that would delete more than half of a
                      target's keys (above 20), or any key because the folder is empty, is
@@ -1074,11 +1310,13 @@ variable that is set):
 ${environmentLines}
 
 Exit codes:
-  0    success (a dry run, status, --reset, --help too)
+  0    success (a dry run, status, --reset, drop, --help too)
   1    a file or the target failed, the delete guard refused a round, another run holds the
-       state store, or the job could not start (an unreachable broker, a missing folder)
+       state store, or the job could not start (an unreachable broker, a missing folder); drop
+       not confirmed, or a delete it sent failed (run it again)
   2    bad usage: an unknown option or command, a missing value, --live with --dry-run, an
-       unreadable --env-file, a state store that is not a URL
+       unreadable --env-file, a state store that is not a URL, a --rerun glob that matches no
+       file, drop with neither a terminal nor --yes
   130  interrupted (SIGINT, Ctrl-C)
   143  terminated (SIGTERM)`;
 }

@@ -75,6 +75,7 @@ export class Context {
   /** Whether this is a dry run's context (see {@linkcode ContextOptions.dryRun}). */
   readonly dryRun: boolean;
 
+  /** A context with nothing provided yet; `dryRun` for a dry run's (see {@linkcode ContextOptions}). */
   constructor(options: ContextOptions = {}) {
     this.dryRun = options.dryRun ?? false;
   }

@@ -29,6 +29,7 @@ export {
   App,
   type AppFn,
   type AppOptions,
+  type DropOptions,
   type FnOptions,
   type Lifespan,
   type RunOptions,

@@ -202,6 +202,12 @@ export interface RoundOptions<I extends SourceItem = SourceItem> {
    */
   resolve?: (path: string) => Promise<I | undefined>;
   /**
+   * Components whose current rows are sent again (`--rerun`): they run whatever their memo says,
+   * and every key one of them owns is upserted even when its value did not change. Nothing more
+   * is deleted than a plain round would delete. @default none
+   */
+  resend?: (path: string) => boolean;
+  /**
    * Hold back the deletes of a round that would delete more than this share of a target's keys
    * (above `DELETE_GUARD_FLOOR` deletes), or any key when a full scan found no items; 1 or more
    * allows every delete. @default 0.5

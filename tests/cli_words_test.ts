@@ -79,3 +79,16 @@ Deno.test("parseBrokers() splits host:port addresses and says what to write for 
   assert.throws(() => parseBrokers(" , "), /KAFKA_BOOTSTRAP_SERVERS is empty: write host:port/);
   assert.throws(() => parseBrokers("x", "BROKERS"), /^TypeError: BROKERS=x: "x" has no port/);
 });
+
+Deno.test("usageProblem() accepts --rerun (repeated, inline) and drop's --yes", () => {
+  for (
+    const argv of [
+      ["--rerun", "orders/*.csv", "--rerun=b.csv,c.csv"],
+      ["drop", "--yes", "--dry-run", "-v"],
+      ["drop", "-y"],
+    ]
+  ) {
+    assert.equal(usageProblem(argv), undefined, argv.join(" "));
+  }
+  assert.equal(usageProblem(["--rerun"]), "--rerun needs a value: --rerun 'orders/*.csv'");
+});

@@ -457,3 +457,45 @@ Deno.test("Engine.round() with two targets commits what each acknowledged; the n
   await round();
   assert.deepEqual([...f.target.last(), ...other.last()], []);
 });
+
+Deno.test("Engine.round() with resend upserts every key the file owns again, then nothing", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\n");
+  await f.write("b.csv", "key,n\nk1,from-b\nb1,1\n");
+  await f.write("c.csv", "key,n\nc1,1\n");
+  for (const name of ["a.csv", "b.csv", "c.csv"]) await age(join(f.dataDir, name));
+  await f.round();
+  const resendB = await f.round({ resend: (path) => path === "b.csv", chunkFiles: 1 });
+  assert.deepEqual(resendB.changes, ['+b1={"n":"1"}'], "k1 belongs to a.csv: not b's to send");
+  assert.equal(resendB.runs, 1, "only the file asked for is parsed, though unchanged");
+  assert.equal(resendB.summary.upserts, 1);
+  assert.equal(resendB.summary.committed, true);
+  const resendA = await f.round({ resend: (path) => path === "a.csv" });
+  assert.deepEqual(resendA.changes, ['+k1={"n":"1"}', '+k2={"n":"2"}']);
+  const next = await f.round();
+  assert.deepEqual(next.changes, [], "the store records what was sent: the next round is quiet");
+  assert.equal(next.runs, 0);
+});
+
+Deno.test("Engine.round() with resend and dryRun plans the upserts and sends nothing", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\n");
+  await f.round();
+  const dry = await f.round({ resend: () => true, dryRun: true, keepChanges: true });
+  assert.deepEqual(f.target.last(), []);
+  assert.deepEqual(dry.summary.changes.map((c) => `${c.kind} ${c.key}`), [
+    "upsert k1",
+    "upsert k2",
+  ]);
+  assert.deepEqual((await f.round()).changes, [], "a dry run commits nothing");
+});
+
+Deno.test("Engine.round() with resend still sends what changed in the file, and no extra delete", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nk1,1\nk2,2\nk3,3\n");
+  await f.round();
+  await f.write("a.csv", "key,n\nk1,1\nk2,20\n");
+  const r = await f.round({ resend: (path) => path === "a.csv" });
+  assert.deepEqual(r.changes, ['+k1={"n":"1"}', '+k2={"n":"20"}', "-k3"]);
+  assert.deepEqual((await f.round({ resend: () => false })).changes, []);
+});
