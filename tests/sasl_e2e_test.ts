@@ -5,7 +5,7 @@
 // listener. A wrong password fails fast, names the user and the mechanism, and no password is
 // ever printed.
 import assert from "node:assert/strict";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { brokerPort, type SaslCredentials, saslCredentials } from "./_kafka_readback.ts";
 import type { SaslMechanismName } from "./_kafka_readback.ts";
@@ -158,6 +158,23 @@ Deno.test("scripts/kafka status names the credentials files and never the passwo
     assert.ok(line?.includes("credentials"), `no "credentials" line with ${c.file}:\n${text}`);
     assertNoSecret({ code: 0, stdout: text, stderr: "" }, c.password);
   }
+});
+
+Deno.test("a .env with the CA's PEM itself, quoted over several lines, works as is", async () => {
+  const c = await credentials("scram-sha-512");
+  await using p = await pipeline("sasl-inline-pem");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  const pem = (await readFile(c.caFile, "utf8")).trim();
+  assert.ok(pem.split("\n").length > 3, "the CA's PEM is one line");
+  const lines = (await readFile(c.file, "utf8")).split("\n");
+  const env = lines.map((line) =>
+    line.startsWith("KAFKA_SSL_CA=") ? `KAFKA_SSL_CA="${pem}"` : line
+  );
+  const file = join(p.dir, "inline.env");
+  await writeFile(file, env.join("\n"), { mode: 0o600 });
+  const r = await p.ok(withFile({ ...c, file }));
+  assertNoSecret(r, c.password);
+  assert.deepEqual(await p.fresh(), ['k1={"id":"k1","v":"1"}']);
 });
 
 Deno.test("main.ts over SASL_SSL refuses a broker certificate without KAFKA_SSL_CA", async () => {
