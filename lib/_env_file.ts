@@ -1,33 +1,17 @@
 /**
- * `.env` files: `NAME=value` lines, `#` comments, optional `export `, single or double quotes
- * (double quotes understand \n). A variable that is already set is never overridden.
+ * `.env` files, parsed by `dotenv` (npm): `NAME=value` lines, `#` comments, optional `export `,
+ * single, double or back quotes, values over several lines inside quotes (a PEM certificate),
+ * `\n` in double quotes. A variable that is already set is never overridden.
  *
  * @module
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
+import dotenv from "dotenv";
 
-/** Parses `.env` text into name/value pairs. */
+/** Parses `.env` text into name/value pairs (a later line wins over an earlier one). */
 export function parseEnvFile(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (m === null) continue;
-    let value = m[2]!;
-    const quoted = /^"((?:[^"\\]|\\.)*)"(?:\s+#.*)?$/.exec(value) ??
-      /^'([^']*)'(?:\s+#.*)?$/.exec(value);
-    if (quoted !== null) {
-      value = value.startsWith('"')
-        ? quoted[1]!.replaceAll("\\n", "\n").replaceAll('\\"', '"')
-        : quoted[1]!;
-    } else {
-      value = value.replace(/\s+#.*$/, "");
-    }
-    out.set(m[1]!, value);
-  }
-  return out;
+  return new Map(Object.entries(dotenv.parse(text)));
 }
 
 /**

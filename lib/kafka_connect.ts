@@ -46,7 +46,7 @@ export const CONNECT_ENVIRONMENT: Readonly<Record<string, string>> = {
   KAFKA_SASL_USERNAME: "with KAFKA_SASL_PASSWORD: SASL over TLS (unset: plaintext, no TLS)",
   KAFKA_SASL_PASSWORD: "the SASL password (never printed)",
   KAFKA_SSL: "true: TLS without SASL (implied by a SASL user or KAFKA_SSL_CA)",
-  KAFKA_SSL_CA: "a PEM file of the CA that signed the brokers' certificates (a private CA)",
+  KAFKA_SSL_CA: "the CA of the brokers' certificates (a private CA): a PEM file, or its text",
   KAFKA_CLIENT: "kafkajs (default) or platformatic (@platformatic/kafka)",
   KAFKA_COMPRESSION: "none (default), gzip, lz4 or zstd (lz4 and zstd: platformatic only)",
 };
@@ -108,14 +108,25 @@ function oneOf<T extends string>(name: string, value: string, allowed: readonly 
   throw new TypeError(`${name} must be ${words}, got "${value}"`);
 }
 
-function readCa(path: string): string {
+const BEGIN_CERTIFICATE = "-----BEGIN CERTIFICATE-----";
+
+/** The CA's PEM: `value` itself when it is PEM text (a quoted value of a `.env`), else a file. */
+function readCa(value: string): string {
+  if (value.includes(BEGIN_CERTIFICATE)) {
+    if (value.includes("-----END CERTIFICATE-----")) return value;
+    throw new TypeError(
+      "KAFKA_SSL_CA holds a PEM certificate without its END CERTIFICATE line: in a .env file, " +
+        'put the whole PEM in double quotes (KAFKA_SSL_CA="-----BEGIN ...), or give a file path',
+    );
+  }
+  const path = value;
   let pem: string;
   try {
     pem = readFileSync(path, "utf8");
   } catch (error) {
     throw new TypeError(`KAFKA_SSL_CA=${path}: cannot read it (${errorMessage(error)})`);
   }
-  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+  if (!pem.includes(BEGIN_CERTIFICATE)) {
     throw new TypeError(`KAFKA_SSL_CA=${path}: not a PEM certificate (no BEGIN CERTIFICATE line)`);
   }
   return pem;

@@ -189,28 +189,48 @@ async function runKcat(args: string[], timeoutMs: number, what: string): Promise
   return dec.decode(res.stdout);
 }
 
-/** How to reach the SASL_SSL listener of the broker that `scripts/kafka up` started. */
-export interface SaslSettings {
-  /** host:port of the SASL_SSL listener (SASL PLAIN over TLS). */
+/** SASL mechanisms of the SASL_SSL listener of the broker that `scripts/kafka up` started. */
+export type SaslMechanismName = "plain" | "scram-sha-256" | "scram-sha-512";
+
+/** One credentials file that `scripts/kafka up` writes, and what it says. */
+export interface SaslCredentials {
+  /** Absolute path of `.cache/kafka/sasl-MECHANISM-PORT.env`, a job's `--env-file` as is. */
+  file: string;
+  /** KAFKA_BOOTSTRAP_SERVERS: host:port of the SASL_SSL listener. */
   brokers: string;
-  /** Absolute path of the PEM certificate of the CA that issued the listener's certificate. */
-  caFile: string;
+  /** KAFKA_SASL_MECHANISM. */
+  mechanism: SaslMechanismName;
+  /** KAFKA_SASL_USERNAME. */
   username: string;
+  /** KAFKA_SASL_PASSWORD. */
   password: string;
+  /** KAFKA_SSL_CA: absolute path of the PEM of the CA that issued the listener's certificate. */
+  caFile: string;
 }
 
 /**
- * The SASL_SSL listener's address, CA certificate and test user of the local broker, from the
- * files `scripts/kafka up` writes (`.cache/kafka/sasl-PORT.env`, `.cache/kafka/sasl-ca-PORT.pem`).
- * The port is KAFKA_PORT, else the first port of `brokers` / KAFKA_BOOTSTRAP_SERVERS, else 9092.
- * undefined when the files are missing (no broker was started by this version of scripts/kafka).
+ * The broker port whose `.cache/kafka/` files the tests use: KAFKA_PORT, else the first port of
+ * `brokers` / KAFKA_BOOTSTRAP_SERVERS, else 9092.
  */
-export async function saslSettings(brokers?: string): Promise<SaslSettings | undefined> {
+export function brokerPort(brokers?: string): string {
   const first = (brokers ?? defaultBrokers()).split(",")[0] ?? "";
-  const port = (brokers ? undefined : Deno.env.get("KAFKA_PORT")?.trim()) ||
+  return (brokers ? undefined : Deno.env.get("KAFKA_PORT")?.trim()) ||
     /:(\d+)\s*$/.exec(first)?.[1] || "9092";
+}
+
+/**
+ * The credentials file of `mechanism` that `scripts/kafka up` wrote for the local broker
+ * (`.cache/kafka/sasl-MECHANISM-PORT.env`, port: {@linkcode brokerPort}), read with a parser of
+ * its own (not statecast's), or undefined when the file is missing (a broker started by an older
+ * scripts/kafka) or incomplete.
+ */
+export async function saslCredentials(
+  mechanism: SaslMechanismName,
+  brokers?: string,
+): Promise<SaslCredentials | undefined> {
   const file = decodeURIComponent(
-    new URL(`../.cache/kafka/sasl-${port}.env`, import.meta.url).pathname,
+    new URL(`../.cache/kafka/sasl-${mechanism}-${brokerPort(brokers)}.env`, import.meta.url)
+      .pathname,
   );
   let text: string;
   try {
@@ -224,17 +244,14 @@ export async function saslSettings(brokers?: string): Promise<SaslSettings | und
     const m = /^([A-Z_]+)=(.*)$/.exec(line);
     if (m) vars[m[1]!] = m[2]!;
   }
-  const {
-    KAFKA_SASL_BOOTSTRAP_SERVERS: saslBrokers,
-    KAFKA_SASL_CA: caFile,
-    KAFKA_SASL_USERNAME: username,
-    KAFKA_SASL_PASSWORD: password,
-  } = vars;
-  if (!saslBrokers || !caFile || !username || !password) return undefined;
-  try {
-    await Deno.stat(caFile);
-  } catch {
-    return undefined;
-  }
-  return { brokers: saslBrokers, caFile, username, password };
+  const credentials = {
+    file,
+    brokers: vars.KAFKA_BOOTSTRAP_SERVERS ?? "",
+    mechanism: vars.KAFKA_SASL_MECHANISM as SaslMechanismName,
+    username: vars.KAFKA_SASL_USERNAME ?? "",
+    password: vars.KAFKA_SASL_PASSWORD ?? "",
+    caFile: vars.KAFKA_SSL_CA ?? "",
+  };
+  if (Object.values(credentials).some((v) => !v)) return undefined;
+  return credentials;
 }

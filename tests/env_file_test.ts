@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { parseEnvFile } from "../lib/_env_file.ts";
+import { join } from "node:path";
+import process from "node:process";
+import { loadEnvFile, parseEnvFile } from "../lib/_env_file.ts";
 
 Deno.test("parseEnvFile() reads NAME=value lines, quotes, export and comments", () => {
   const env = parseEnvFile(
@@ -25,4 +27,48 @@ Deno.test("parseEnvFile() reads NAME=value lines, quotes, export and comments", 
     F: "quoted",
     G: "single",
   });
+});
+
+const PEM = [
+  "-----BEGIN CERTIFICATE-----",
+  "MIIBfzCCASWgAwIBAgIUY2FmZWJhYmVjYWZlYmFiZWNhZmViYWJlMAoGCCqGSM49",
+  "BAMCMBUxEzARBgNVBAMMCnRlc3QgY2EgMTAeFw0yNTAxMDEwMDAwMDBaFw0zNTAx",
+  "-----END CERTIFICATE-----",
+].join("\n");
+
+Deno.test("parseEnvFile() keeps a quoted value over several lines whole (a PEM)", () => {
+  const env = parseEnvFile(
+    [`KAFKA_SSL_CA_PEM="${PEM}"`, `SINGLE='${PEM}'`, "AFTER=1", ""].join("\n"),
+  );
+  assert.equal(env.get("KAFKA_SSL_CA_PEM"), PEM);
+  assert.equal(env.get("SINGLE"), PEM);
+  assert.equal(env.get("AFTER"), "1");
+});
+
+Deno.test("parseEnvFile() reads CRLF lines", () => {
+  const env = parseEnvFile(`A=1\r\nB="x\r\ny"\r\n`);
+  assert.deepEqual(Object.fromEntries(env), { A: "1", B: "x\ny" });
+});
+
+Deno.test("loadEnvFile() sets what is unset, never overrides a set variable", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "statecast-env-" });
+  const names = ["STATECAST_T_SET", "STATECAST_T_PEM", "STATECAST_T_NEW"];
+  try {
+    const file = join(dir, "creds.env");
+    await Deno.writeTextFile(
+      file,
+      `STATECAST_T_SET=from-file\nSTATECAST_T_PEM="${PEM}"\nexport STATECAST_T_NEW=new\n`,
+    );
+    process.env.STATECAST_T_SET = "from-environment";
+    const set = loadEnvFile(file, false);
+    assert.deepEqual(set.sort(), ["STATECAST_T_NEW", "STATECAST_T_PEM"]);
+    assert.equal(process.env.STATECAST_T_SET, "from-environment");
+    assert.equal(process.env.STATECAST_T_PEM, PEM);
+    assert.equal(process.env.STATECAST_T_NEW, "new");
+    assert.deepEqual(loadEnvFile(join(dir, "missing.env"), true), []);
+    assert.throws(() => loadEnvFile(join(dir, "missing.env"), false), /missing\.env/);
+  } finally {
+    for (const name of names) delete process.env[name];
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -24,6 +24,12 @@ interface Scenario {
 }
 
 const SCENARIOS: Record<string, Scenario> = {
+  "Metadata": {
+    files: { "a.csv": "id,v\nk1,1\nk2,2\n" },
+    sends: ['k1={"id":"k1","v":"1"}', 'k2={"id":"k2","v":"2"}'],
+    // k1 moves to another file, k2 to another line: neither is sent again.
+    then: { files: { "a.csv": "id,v\nk2,2\n", "b.csv": "id,v\nk1,1\n" }, sends: [] },
+  },
   "A key of several columns": {
     files: { "stock.csv": "region,sku,qty\nEU,A1,3\nUS,A1,5\n" },
     sends: [

@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { kafka } from "../lib/mod.ts";
+
+const PEM = "-----BEGIN CERTIFICATE-----\nMIIBfzCCASWgAwIBAgIU\n-----END CERTIFICATE-----\n";
+const SCRAM = {
+  KAFKA_BOOTSTRAP_SERVERS: "kafka-1:9096",
+  KAFKA_SASL_MECHANISM: "SCRAM-SHA-256",
+  KAFKA_SASL_USERNAME: "app",
+  KAFKA_SASL_PASSWORD: "secret",
+};
+
+Deno.test("connectOptionsFromEnv() takes KAFKA_SSL_CA as the PEM text itself", () => {
+  const options = kafka.connectOptionsFromEnv({ ...SCRAM, KAFKA_SSL_CA: PEM });
+  assert.deepEqual(options.tls, { ca: PEM });
+  assert.deepEqual(options.sasl, {
+    mechanism: "scram-sha-256",
+    username: "app",
+    password: "secret",
+  });
+});
+
+Deno.test("connectOptionsFromEnv() reads KAFKA_SSL_CA as a file path", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".pem" });
+  try {
+    await Deno.writeTextFile(file, PEM);
+    assert.deepEqual(kafka.connectOptionsFromEnv({ ...SCRAM, KAFKA_SSL_CA: file }).tls, {
+      ca: PEM,
+    });
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("connectOptionsFromEnv() refuses a PEM cut to its first line, saying to quote it", () => {
+  assert.throws(
+    () => kafka.connectOptionsFromEnv({ ...SCRAM, KAFKA_SSL_CA: "-----BEGIN CERTIFICATE-----" }),
+    /KAFKA_SSL_CA holds a PEM certificate without its END CERTIFICATE line: in a \.env file, put the whole PEM in double quotes/,
+  );
+});
