@@ -158,7 +158,7 @@ export interface TableTargetOptions {
   columns: Readonly<Record<string, string>>;
   /** The primary key's columns. @default the first column */
   primaryKey?: readonly string[];
-  /** Rows per statement (fewer when the columns would pass 65,535 parameters). @default 1000 */
+  /** Rows per statement (each column's cells go as one JSON array). @default 10000 */
   batchSize?: number;
   /** Rows per transaction: each is acknowledged once committed. @default 10000 */
   transactionSize?: number;
@@ -166,7 +166,6 @@ export interface TableTargetOptions {
 
 /** Cells are NUL-free text (PostgreSQL text cannot hold NUL), so NUL marks SQL NULL. */
 const NULL_MARK = "\u0000";
-const MAX_PARAMETERS = 65_535;
 
 /** `name` as an SQL identifier. */
 function ident(name: string): string {
@@ -281,8 +280,7 @@ export class TableTarget implements Target<TableState> {
       }
       return i;
     });
-    const perStatement = Math.floor(MAX_PARAMETERS / this.columns.length);
-    this.#batchSize = Math.max(1, Math.min(options.batchSize ?? 1000, perStatement));
+    this.#batchSize = Math.max(1, options.batchSize ?? 10_000);
     this.#transactionSize = Math.max(1, options.transactionSize ?? 10_000);
   }
 
@@ -369,13 +367,15 @@ export class TableTarget implements Target<TableState> {
           if (this.#createSql !== undefined) await tx.unsafe(this.#createSql);
           for (let i = 0; i < upserts.length; i += this.#batchSize) {
             const rows = upserts.slice(i, i + this.#batchSize);
-            await tx.unsafe(this.#upsertSql(rows.length), rows.flat() as string[], {
+            await tx.unsafe(this.#upsertSql, columnJson(rows, this.columns.length), {
               prepare: true,
             });
           }
           for (let i = 0; i < deletes.length; i += this.#batchSize) {
             const keys = deletes.slice(i, i + this.#batchSize);
-            await tx.unsafe(this.#deleteSql(keys.length), keys.flat(), { prepare: true });
+            await tx.unsafe(this.#deleteSql, columnJson(keys, this.primaryKey.length), {
+              prepare: true,
+            });
           }
         });
       } catch (cause) {
@@ -392,29 +392,62 @@ export class TableTarget implements Target<TableState> {
     return this.primaryKey.length === 1 ? [text] : JSON.parse(text) as string[];
   }
 
-  #upsertSql(rows: number): string {
-    const n = this.columns.length;
-    const tuple = (r: number) =>
-      `(${this.#types.map((t, c) => `$${r * n + c + 1}::text::${t}`).join(", ")})`;
-    const values = Array.from({ length: rows }, (_, r) => tuple(r)).join(", ");
+  /**
+   * One statement for any number of rows: parameter `$c` is column c's cells as one JSON array of
+   * strings (and nulls), its elements zipped into rows by `ROWS FROM` and cast to the column's
+   * type. The text is the same for every batch (prepared once), and the client's work is one
+   * `JSON.stringify` per column instead of a parameter per cell.
+   */
+  get #upsertSql(): string {
+    const cells = this.#types.map((t, c) => `u.c${c}::${t}`).join(", ");
     const others = this.columns.filter((c) => !this.primaryKey.includes(c));
     const action = others.length === 0
       ? "DO NOTHING"
       : `DO UPDATE SET ${others.map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`).join(", ")}`;
     return `INSERT INTO ${this.#qualified} (${this.columns.map(ident).join(", ")}) ` +
-      `VALUES ${values} ON CONFLICT (${this.primaryKey.map(ident).join(", ")}) ${action}`;
+      `SELECT ${cells} FROM ${rowsFrom(this.columns.length, "u", "c")} ` +
+      `ON CONFLICT (${this.primaryKey.map(ident).join(", ")}) ${action}`;
   }
 
-  #deleteSql(keys: number): string {
-    const n = this.primaryKey.length;
-    const tuple = (r: number) =>
-      `(${
-        this.#keyIndexes.map((col, c) => `$${r * n + c + 1}::text::${this.#types[col]}`).join(", ")
-      })`;
-    return `DELETE FROM ${this.#qualified} WHERE (${this.primaryKey.map(ident).join(", ")}) IN (${
-      Array.from({ length: keys }, (_, r) => tuple(r)).join(", ")
-    })`;
+  /** One statement for any number of keys: parameter `$k` is key column k's cells, as JSON. */
+  get #deleteSql(): string {
+    const type = (k: number) => this.#types[this.#keyIndexes[k]!];
+    if (this.primaryKey.length === 1) {
+      return `DELETE FROM ${this.#qualified} WHERE ${ident(this.primaryKey[0]!)} = ANY (ARRAY(` +
+        `SELECT json_array_elements_text($1::text::json))::${type(0)}[])`;
+    }
+    const keys = rowsFrom(this.primaryKey.length, "d", "k");
+    const match = this.primaryKey.map((c, k) => `t.${ident(c)} = d.k${k}::${type(k)}`);
+    return `DELETE FROM ${this.#qualified} AS t USING ${keys} WHERE ${match.join(" AND ")}`;
   }
+}
+
+/**
+ * `ROWS FROM (json_array_elements_text($1::text::json), ...) AS alias(prefix0, ...)`: `width`
+ * JSON arrays of text as rows, element i of each array in row i.
+ */
+function rowsFrom(width: number, alias: string, prefix: string): string {
+  const columns = Array.from({ length: width }, (_, c) => c);
+  return `ROWS FROM (${
+    columns.map((c) => `json_array_elements_text($${c + 1}::text::json)`).join(", ")
+  }) AS ${alias}(${columns.map((c) => `${prefix}${c}`).join(", ")})`;
+}
+
+/**
+ * `rows` (each `width` cells) as one JSON array per column: `["a","b",null]`. A lone surrogate,
+ * which `JSON.stringify` writes as `\udXXX` and the server refuses, becomes U+FFFD, as when a
+ * driver encodes a parameter as UTF-8.
+ */
+function columnJson(rows: ReadonlyArray<ReadonlyArray<string | null>>, width: number): string[] {
+  const arrays: string[] = [];
+  const column = new Array<string | null>(rows.length);
+  for (let c = 0; c < width; c++) {
+    for (let r = 0; r < rows.length; r++) column[r] = rows[r]![c] ?? null;
+    let json = JSON.stringify(column);
+    if (json.includes("\\ud")) json = JSON.stringify(column.map((t) => t?.toWellFormed() ?? null));
+    arrays.push(json);
+  }
+  return arrays;
 }
 
 /** What {@linkcode checkTable} compares. */

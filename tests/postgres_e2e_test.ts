@@ -136,6 +136,43 @@ Deno.test("a typed table: a value the table refuses fails only its file, with th
   assert.deepEqual(await rows(), [["eu", "1", "5", "bolt"], ["eu", "2", "3", "screw"]]);
 });
 
+Deno.test("csv_to_postgres: keys and cells with quotes, backslashes, braces, line breaks and non-ASCII text land as they are, and are deleted together", async () => {
+  await using job = await tableJob("text");
+  // Keys hold no tab or line break (psql's unaligned output could not tell them apart); values do.
+  const rows = [
+    { id: 'say "hi"', note: "a\\b\\\\c" },
+    { id: "{x,y}", note: "line one\nline two\tand a tab" },
+    { id: "NULL", note: "" },
+    { id: "null", note: "[1, 2]" },
+    { id: "é🙂", note: '\u00e9\u{1F642} {} "" ,' },
+  ];
+  const field = (v: string) => /[",\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
+  await job.write(
+    "odd.csv",
+    "id,note\n" + rows.map((r) => `${field(r.id)},${field(r.note)}`).join("\n") + "\n",
+  );
+  await job.write("plain.csv", csv(A));
+  assert.match((await job.ok()).stderr, /8 upserts, 0 deletes/);
+  assert.deepEqual((await job.content()).sort(), expected([...rows, ...A]));
+
+  await rm(join(job.data, "odd.csv"));
+  assert.match((await job.ok()).stderr, /0 upserts, 5 deletes/);
+  assert.deepEqual(await job.content(), expected(A));
+});
+
+Deno.test("a typed table: several composite keys deleted in one run, the others kept", async () => {
+  await using job = await tableJob("typed_del", TYPED_MAIN);
+  const header = "region,id,qty,name\n";
+  await job.write("a.csv", header + "eu,1,5,bolt\neu,2,6,nut\nus,1,7,screw\nus,2,8,washer\n");
+  assert.match((await job.ok()).stderr, /4 upserts, 0 deletes/);
+  await job.write("a.csv", header + "eu,2,6,nut\nus,1,9,screw\n");
+  assert.match((await job.ok()).stderr, /1 upserts, 2 deletes/);
+  assert.deepEqual(await psql(`SELECT region, id, qty, name FROM ${job.table} ORDER BY 1, 2`), [
+    ["eu", "2", "6", "nut"],
+    ["us", "1", "9", "screw"],
+  ]);
+});
+
 Deno.test("a table that differs from the declaration is refused, and left as it was", async () => {
   await using job = await tableJob("shape");
   await psql(`CREATE TABLE ${job.table} (key text PRIMARY KEY, value text, note text NOT NULL)`);

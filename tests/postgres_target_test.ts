@@ -78,19 +78,70 @@ Deno.test("TableTarget.apply() upserts and deletes in one transaction, every cel
   ];
   const acked: number[] = [];
   await target.apply(changes as never, (n) => acked.push(n));
+  const rows = (n: number, alias: string, prefix: string) =>
+    `ROWS FROM (${
+      Array.from({ length: n }, (_, i) => `json_array_elements_text($${i + 1}::text::json)`)
+        .join(", ")
+    }) AS ${alias}(${Array.from({ length: n }, (_, i) => `${prefix}${i}`).join(", ")})`;
   assert.deepEqual(client.transactions, [[
     [
-      'INSERT INTO "inv"."stock" ("region", "id", "qty", "note") VALUES ($1::text::text, ' +
-      "$2::text::integer, $3::text::integer, $4::text::jsonb) ON CONFLICT " +
+      'INSERT INTO "inv"."stock" ("region", "id", "qty", "note") SELECT u.c0::text, ' +
+      `u.c1::integer, u.c2::integer, u.c3::jsonb FROM ${rows(4, "u", "c")} ON CONFLICT ` +
       '("region", "id") DO UPDATE SET "qty" = EXCLUDED."qty", "note" = EXCLUDED."note"',
-      ["eu", "7", "3", '{"a":[1]}'],
+      ['["eu"]', '["7"]', '["3"]', '["{\\"a\\":[1]}"]'],
     ],
     [
-      'DELETE FROM "inv"."stock" WHERE ("region", "id") IN (($1::text::text, $2::text::integer))',
-      ["us", "9"],
+      `DELETE FROM "inv"."stock" AS t USING ${rows(2, "d", "k")} ` +
+      `WHERE t."region" = d.k0::text AND t."id" = d.k1::integer`,
+      ['["us"]', '["9"]'],
     ],
   ]]);
   assert.deepEqual(acked, [2]);
+});
+
+Deno.test("TableTarget.apply(): one statement per batchSize rows, one transaction per transactionSize changes", async () => {
+  const client = new FakeClient();
+  const target = new TableTarget(KEY, client, "rows", {
+    columns: { key: "text", value: "jsonb" },
+    batchSize: 2,
+    transactionSize: 3,
+  });
+  const states = await declared(target, [
+    { key: "a", value: { value: { q: 'say "hi" \\ {x,y}' } } },
+    { key: "b", value: { value: null } },
+    { key: "c", value: {} },
+  ]);
+  const changes = [
+    ...states.map((state) => ({ kind: "upsert", key: state.key, state })),
+    { kind: "delete", key: "d" },
+  ];
+  const acked: number[] = [];
+  await target.apply(changes as never, (n) => acked.push(n));
+  assert.deepEqual(acked, [3, 1]);
+  const [first, second] = client.transactions;
+  assert.deepEqual(first!.map(([, parameters]) => parameters), [
+    ['["a","b"]', JSON.stringify([JSON.stringify({ q: 'say "hi" \\ {x,y}' }), null])],
+    ['["c"]', "[null]"],
+  ]);
+  assert.deepEqual(second, [[
+    'DELETE FROM "public"."rows" WHERE "key" = ANY (ARRAY(' +
+    "SELECT json_array_elements_text($1::text::json))::text[])",
+    ['["d"]'],
+  ]]);
+});
+
+Deno.test("TableTarget.apply(): a lone surrogate goes as U+FFFD, which the server accepts", async () => {
+  const client = new FakeClient();
+  const target = new TableTarget(KEY, client, "rows", { columns: { key: "text", value: "text" } });
+  const states = await declared(target, [
+    { key: "a", value: { value: "x\ud800y" } },
+    { key: "b", value: { value: "\ud83d\ude42 and \\ud800 as text" } },
+  ]);
+  await target.apply(states.map((state) => ({ kind: "upsert", key: state.key, state })) as never);
+  assert.deepEqual(client.transactions[0]![0]![1], [
+    '["a","b"]',
+    JSON.stringify(["x\ufffdy", "\u{1F642} and \\ud800 as text"]),
+  ]);
 });
 
 Deno.test("TableTarget: a row's fingerprint follows its cells; NULL differs from an empty string", async () => {
