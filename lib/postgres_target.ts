@@ -567,9 +567,16 @@ function shapeDifferences(declared: ColumnShape[], found: ColumnShape[]): string
  * SQLSTATE classes of errors about the data itself: sending the same rows again fails again.
  * 22 data exception (a value that is not of the column's type, too long, out of range), 23
  * integrity constraint violation (NOT NULL, CHECK, foreign key), 54 program limit exceeded (a
- * row too large for an index).
+ * row too large for an index), 21 cardinality violation (two keys that differ as text are one row
+ * of the table: `1` and `01` in an integer column; one statement cannot upsert a row twice).
  */
-const REFUSED_CLASSES = new Set(["22", "23", "54"]);
+const REFUSED_CLASSES = new Set(["21", "22", "23", "54"]);
+
+/** What the server's message leaves unsaid, per SQLSTATE. */
+const HINTS: Readonly<Record<string, string>> = {
+  "21000": ": two keys are the same row of the table (keys that differ as text but are equal " +
+    "as the column's type, such as 1 and 01 in an integer column)",
+};
 
 /** Connection failures: class 08, the server shutting down (57P0x), socket errors. */
 function isConnectionError(error: unknown): boolean {
@@ -586,7 +593,8 @@ function describePostgresError(cause: unknown, table: string): StatecastError {
   const where = typeof column === "string" && column !== "" ? ` (column "${column}")` : "";
   const what = refused ? "refused rows for" : "failed on";
   return new StatecastError(
-    `PostgreSQL ${what} table "${table}": ${errorMessage(cause)}${where}` +
+    `PostgreSQL ${what} table "${table}": ${errorMessage(cause)}` +
+      `${HINTS[sqlState ?? ""] ?? ""}${where}` +
       (sqlState === undefined ? "" : ` [SQLSTATE ${sqlState}]`),
     { cause, refused, retriable: isConnectionError(cause) || sqlState === "40001" },
   );

@@ -136,6 +136,19 @@ Deno.test("a typed table: a value the table refuses fails only its file, with th
   assert.deepEqual(await rows(), [["eu", "1", "5", "bolt"], ["eu", "2", "3", "screw"]]);
 });
 
+Deno.test("a typed table: two keys of one file that are one row (1 and 01 in an int column) fail that file only; the other files land", async () => {
+  await using job = await tableJob("same-row", TYPED_MAIN);
+  const header = "region,id,qty,name\n";
+  await job.write("a.csv", header + "eu,1,5,bolt\neu,01,6,nut\n");
+  await job.write("b.csv", header + "us,2,7,screw\n");
+  const run = await job.run();
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, /"a\.csv": PostgreSQL refused rows .*two keys are the same row/);
+  assert.doesNotMatch(run.stderr, /b\.csv|nothing was committed/);
+  const rows = () => psql(`SELECT region, id, qty, name FROM ${job.table} ORDER BY 1, 2`);
+  assert.deepEqual(await rows(), [["us", "2", "7", "screw"]]);
+});
+
 Deno.test("csv_to_postgres: keys and cells with quotes, backslashes, braces, line breaks and non-ASCII text land as they are, and are deleted together", async () => {
   await using job = await tableJob("text");
   // Keys hold no tab or line break (psql's unaligned output could not tell them apart); values do.

@@ -188,3 +188,18 @@ Deno.test("TableTarget.apply(): data errors are refusals, connection errors are 
   const down = await apply().catch((e) => e);
   assert.ok(down instanceof StatecastError && !down.refused && down.retriable);
 });
+
+Deno.test("TableTarget.apply(): two keys that are one row of the table (1 and 01 in an integer column) are a refusal that says so", async () => {
+  const client = new FakeClient();
+  const target = composite(client);
+  const [state] = await declared(target, [{ key: ["eu", 1], value: { qty: 1 } }]);
+  client.fail = Object.assign(
+    new Error("ON CONFLICT DO UPDATE command cannot affect row a second time"),
+    { code: "21000" },
+  );
+  const error = await target.apply([{ kind: "upsert", key: state!.key, state: state! }] as never)
+    .catch((e) => e);
+  assert.ok(error instanceof StatecastError && error.refused && !error.retriable);
+  assert.match(error.message, /cannot affect row a second time: two keys are the same row/);
+  assert.match(error.message, /such as 1 and 01 in an integer column/);
+});
