@@ -9,9 +9,34 @@ import { readFileSync } from "node:fs";
 import process from "node:process";
 import dotenv from "dotenv";
 
-/** Parses `.env` text into name/value pairs (a later line wins over an earlier one). */
+/**
+ * Parses `.env` text into name/value pairs (a later line wins over an earlier one). In an
+ * unquoted value, only a `#` after a space or tab starts a comment, as in systemd's
+ * EnvironmentFile, Docker Compose and sh (`PASSWORD=s3cr#t` is `s3cr#t`, not `s3cr`): the same
+ * file gives the same password to `--env-file` and to a service.
+ */
 export function parseEnvFile(text: string): Map<string, string> {
-  return new Map(Object.entries(dotenv.parse(text)));
+  const values = new Map(Object.entries(dotenv.parse(text)));
+  for (const [name, value] of values) {
+    const whole = unquotedWithHash(text, name);
+    if (whole !== undefined && whole.startsWith(value) && whole.length > value.length) {
+      values.set(name, whole);
+    }
+  }
+  return values;
+}
+
+/**
+ * The value of the last line that sets `name`, when it is unquoted and holds a `#` that does not
+ * start a comment (none after a space), up to its comment; else undefined.
+ */
+function unquotedWithHash(text: string, name: string): string | undefined {
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const line = new RegExp(`^[ \\t]*(?:export[ \\t]+)?${escaped}[ \\t]*=[ \\t]*([^\\r\\n]*)`, "gm");
+  const raw = [...text.matchAll(line)].at(-1)?.[1];
+  if (raw === undefined || /^['"`]/.test(raw)) return undefined;
+  const value = raw.replace(/[ \t]#.*$/, "").trim();
+  return value.includes("#") ? value : undefined;
 }
 
 /**

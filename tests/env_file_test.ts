@@ -72,3 +72,27 @@ Deno.test("loadEnvFile() sets what is unset, never overrides a set variable", as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("parseEnvFile() keeps a '#' inside an unquoted value, as systemd, Docker Compose and sh do: only '#' after a space starts a comment", () => {
+  const env = parseEnvFile(
+    [
+      "KAFKA_SASL_PASSWORD=s3cr#t",
+      "export URL=http://host/page#part # the anchor stays",
+      "TAB=a\t# a comment after a tab",
+      "TWICE=first#1",
+      "TWICE=second",
+      "LAST=one",
+      "LAST=two#2\r",
+      'PEM="-----BEGIN CERTIFICATE-----',
+      "INSIDE=not#a-variable",
+      '-----END CERTIFICATE-----"',
+    ].join("\n"),
+  );
+  assert.equal(env.get("KAFKA_SASL_PASSWORD"), "s3cr#t");
+  assert.equal(env.get("URL"), "http://host/page#part");
+  assert.equal(env.get("TAB"), "a");
+  assert.equal(env.get("TWICE"), "second");
+  assert.equal(env.get("LAST"), "two#2");
+  assert.equal(env.get("INSIDE"), undefined);
+  assert.match(env.get("PEM")!, /INSIDE=not#a-variable/);
+});
