@@ -576,6 +576,8 @@ const REFUSED_CLASSES = new Set(["21", "22", "23", "54"]);
 const HINTS: Readonly<Record<string, string>> = {
   "21000": ": two keys are the same row of the table (keys that differ as text but are equal " +
     "as the column's type, such as 1 and 01 in an integer column)",
+  "22P05": ": a value holds the NUL character (U+0000, \\u0000), which PostgreSQL text and " +
+    "jsonb cannot store, or a character the server's encoding lacks",
 };
 
 /** Connection failures: class 08, the server shutting down (57P0x), socket errors. */

@@ -149,6 +149,16 @@ Deno.test("a typed table: two keys of one file that are one row (1 and 01 in an 
   assert.deepEqual(await rows(), [["us", "2", "7", "screw"]]);
 });
 
+Deno.test("csv_to_postgres: a NUL byte in a file fails that file only, naming the NUL character", async () => {
+  await using job = await tableJob("nul");
+  await job.write("a.csv", "id,v\nk1,x\u0000y\n");
+  await job.write("b.csv", "id,v\nk2,ok\n");
+  const run = await job.run();
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, /"a\.csv": PostgreSQL refused rows .*the NUL character \(U\+0000/);
+  assert.deepEqual(await job.content(), ['k2={"id":"k2","v":"ok"}']);
+});
+
 Deno.test("csv_to_postgres: keys and cells with quotes, backslashes, braces, line breaks and non-ASCII text land as they are, and are deleted together", async () => {
   await using job = await tableJob("text");
   // Keys hold no tab or line break (psql's unaligned output could not tell them apart); values do.

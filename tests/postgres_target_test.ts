@@ -203,3 +203,19 @@ Deno.test("TableTarget.apply(): two keys that are one row of the table (1 and 01
   assert.match(error.message, /cannot affect row a second time: two keys are the same row/);
   assert.match(error.message, /such as 1 and 01 in an integer column/);
 });
+
+Deno.test("TableTarget.apply(): a NUL character the server refuses (22P05) is a refusal that names it", async () => {
+  const client = new FakeClient();
+  const target = composite(client);
+  const [state] = await declared(target, [{ key: ["eu", 1], value: { qty: 1 } }]);
+  client.fail = Object.assign(new Error("unsupported Unicode escape sequence"), {
+    code: "22P05",
+  });
+  const error = await target.apply([{ kind: "upsert", key: state!.key, state: state! }] as never)
+    .catch((e) => e);
+  assert.ok(error instanceof StatecastError && error.refused);
+  assert.match(
+    error.message,
+    /unsupported Unicode escape sequence: a value holds the NUL character \(U\+0000, \\u0000\), which PostgreSQL text and jsonb cannot store/,
+  );
+});
