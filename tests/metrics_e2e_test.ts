@@ -13,24 +13,39 @@ import { TcpProxy } from "./_tcp_proxy.ts";
 const ROOT = new URL("..", import.meta.url).pathname;
 const OUTAGE_MS = 60_000;
 
-/** main.ts with every Kafka connection sent to 127.0.0.1:$TEST_KAFKA_PROXY_PORT. */
+/**
+ * main.ts with every Kafka connection sent to 127.0.0.1:$TEST_KAFKA_PROXY_PORT: its producer is
+ * kafkajs as `kafka.connectProducer()` makes it, with a socket factory that dials the proxy (the
+ * broker advertises its own address, so only a socket factory catches every connection).
+ */
 async function proxiedMain(name: string): Promise<string> {
   const source = await readFile(join(ROOT, "main.ts"), "utf8");
+  const connect = "kafka.connectProducer(kafka.connectOptionsFromEnv())";
   const changed = source
     .replaceAll('"./lib/mod.ts"', '"../../lib/mod.ts"')
     .replace(
       'import process from "node:process";',
-      'import process from "node:process";\nimport net from "node:net";',
+      'import process from "node:process";\nimport net from "node:net";\n' +
+        'import { Kafka, logLevel } from "kafkajs";',
     )
     .replace(
-      "const client = new Kafka({",
-      "const client = new Kafka({\n    socketFactory: ({ onConnect }) =>\n" +
-        '      net.connect({ host: "127.0.0.1", port: Number(process.env.TEST_KAFKA_PROXY_PORT) }, onConnect),',
+      connect,
+      `(async () => {
+    const client = new Kafka({
+      clientId: "statecast",
+      brokers: kafka.connectOptionsFromEnv().brokers,
+      logLevel: logLevel.NOTHING,
+      connectionTimeout: 5000,
+      retry: { retries: 3 },
+      socketFactory: ({ onConnect }) =>
+        net.connect({ host: "127.0.0.1", port: Number(process.env.TEST_KAFKA_PROXY_PORT) }, onConnect),
+    });
+    const producer = client.producer({ idempotent: true, allowAutoTopicCreation: false });
+    await producer.connect();
+    return { send: producer.send.bind(producer), close: () => producer.disconnect() };
+  })()`,
     );
-  assert.ok(
-    changed.includes("socketFactory") && changed.includes("node:net"),
-    "main.ts changed shape",
-  );
+  assert.ok(source.includes(connect) && changed.includes("socketFactory"), "main.ts changed shape");
   const path = join(ROOT, ".cache", "e2e", `main_metrics_${name}.ts`);
   await mkdir(join(ROOT, ".cache", "e2e"), { recursive: true });
   await writeFile(path, changed);
