@@ -67,6 +67,24 @@ export function rerunMatcher(
   return { matches: (path) => each.some(({ test }) => test(path)) };
 }
 
+/**
+ * Of the `unmatched` globs, those that name a folder holding some of `paths` (`orders`, or
+ * `orders/`): a glob matches files only, so the hint is `orders/**`.
+ *
+ * @example
+ * ```ts
+ * import { folderGlobs } from "./_repair.ts";
+ * const folders = folderGlobs(["orders", "sub/", "x"], ["orders/a.csv", "sub/b/c.csv"]);
+ * if (folders.join(" ") !== "orders sub/") throw new Error(folders.join(" "));
+ * ```
+ */
+export function folderGlobs(unmatched: readonly string[], paths: readonly string[]): string[] {
+  return unmatched.filter((glob) => {
+    const folder = glob.replace(/\/+$/, "") + "/";
+    return folder !== "/" && paths.some((p) => p.startsWith(folder));
+  });
+}
+
 /** Deletes per target, from a round's planned changes, in target order. */
 export function deletesPerTarget(changes: readonly PlannedChange[]): Map<string, number> {
   const counts = new Map<string, number>();

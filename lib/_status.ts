@@ -57,6 +57,11 @@ export interface StatusFile {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** `n` and `noun`, plural unless `n` is 1: `1 target`, `3 keys`. */
+export function counted(n: number, noun: string): string {
+  return `${n} ${n === 1 ? noun : `${noun}s`}`;
+}
+
 /** Whether `path` is one of `wanted` or under one of them (a folder); every path when empty. */
 function selected(path: string, wanted: readonly string[]): boolean {
   if (wanted.length === 0) return true;
@@ -135,10 +140,14 @@ export function formatStatus(
   const lines = [`app ${report.app}, state ${report.state}`];
   lines.push(report.running === null ? "not running" : `running: ${options.holder ?? ""}`);
   const failing = report.files.filter((f) => f.state !== "ok").length;
-  lines.push(`${report.files.length} files${failing > 0 ? `, ${failing} failing or waiting` : ""}`);
+  lines.push(
+    `${counted(report.files.length, "file")}${
+      failing > 0 ? `, ${failing} failing or waiting` : ""
+    }`,
+  );
   for (const t of report.targets) {
     lines.push(
-      `target ${t.target}: ${t.keys} keys from ${t.files} files` +
+      `target ${t.target}: ${counted(t.keys, "key")} from ${counted(t.files, "file")}` +
         (t.retracting + t.inDoubt > 0
           ? ` (${t.retracting} retracting, ${t.inDoubt} in doubt)`
           : ""),
@@ -150,7 +159,7 @@ export function formatStatus(
   for (const f of shown) {
     const keys = Object.values(f.keys).reduce((a, b) => a + b, 0);
     const ran = f.lastRun === null ? "never committed" : `last run ${f.lastRun}`;
-    lines.push(`  ${f.path}: ${keys} keys, ${ran}, ${f.state}`);
+    lines.push(`  ${f.path}: ${counted(keys, "key")}, ${ran}, ${f.state}`);
     if (f.error !== null) {
       const where = f.error.line === null ? "" : ` line ${f.error.line}`;
       lines.push(`    ${f.error.reason}${where} (since ${f.error.at}): ${f.error.message}`);

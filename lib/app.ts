@@ -31,8 +31,15 @@ import type { DirSource, FileItem } from "./localfs.ts";
 import { runLive } from "./live.ts";
 import { serveMetrics } from "./metrics.ts";
 import { failureReason, Monitor } from "./_monitor.ts";
-import { formatStatus, statusReport } from "./_status.ts";
-import { askLine, deletesPerTarget, rerunGlobs, rerunMatcher, stdinIsTerminal } from "./_repair.ts";
+import { counted, formatStatus, statusReport } from "./_status.ts";
+import {
+  askLine,
+  deletesPerTarget,
+  folderGlobs,
+  rerunGlobs,
+  rerunMatcher,
+  stdinIsTerminal,
+} from "./_repair.ts";
 import { describeHolder, RunLock } from "./run_lock.ts";
 import { type FileFailure, StateStore, stateUrlProblem } from "./state_store.ts";
 
@@ -368,10 +375,15 @@ function rerunOption(
   if (globs.length === 0) return {};
   const found = rerunMatcher(globs, items.map((item) => item.path));
   if ("unmatched" in found) {
+    const folders = folderGlobs(found.unmatched, items.map((item) => item.path));
+    const hint = folders.map((glob) => {
+      const folder = glob.replace(/\/+$/, "");
+      return `; "${folder}" is a folder: write "${folder}/**" for the files under it`;
+    }).join("");
     log.error(
       `--rerun: no file under "${root}" matches ${
         found.unmatched.map((glob) => `"${glob}"`).join(", ")
-      } (globs are relative to that folder); nothing was sent`,
+      } (globs are relative to that folder)${hint}; nothing was sent`,
       { rerun: found.unmatched },
     );
     return null;
@@ -940,11 +952,15 @@ export class App {
     let keys = 0;
     for (const target of targets) {
       keys += target.keys;
-      console.log(`forget ${target.target} ${target.keys} keys of ${target.components} files`);
+      console.log(
+        `forget ${target.target} ${counted(target.keys, "key")} of ` +
+          counted(target.components, "file"),
+      );
     }
     print(
-      `${this.name}: --reset would forget ${keys} keys of ${targets.length} targets and the ` +
-        `memo of ${files} files; dry run: nothing was forgotten`,
+      `${this.name}: --reset would forget ${counted(keys, "key")} of ` +
+        `${counted(targets.length, "target")} and the memo of ${counted(files, "file")}; ` +
+        "dry run: nothing was forgotten",
     );
     return 0;
   }

@@ -45,7 +45,9 @@ export const CONNECT_ENVIRONMENT: Readonly<Record<string, string>> = {
   KAFKA_SASL_MECHANISM: "plain, scram-sha-256 or scram-sha-512 (default plain when a user is set)",
   KAFKA_SASL_USERNAME: "with KAFKA_SASL_PASSWORD: SASL over TLS (unset: plaintext, no TLS)",
   KAFKA_SASL_PASSWORD: "the SASL password (never printed)",
-  KAFKA_SSL: "true: TLS without SASL (implied by a SASL user or KAFKA_SSL_CA)",
+  KAFKA_SSL:
+    "true: TLS without SASL (implied by a SASL user or KAFKA_SSL_CA); false: SASL without TLS " +
+    "(a SASL_PLAINTEXT listener)",
   KAFKA_SSL_CA: "the CA of the brokers' certificates (a private CA): a PEM file, or its text",
   KAFKA_CLIENT: "kafkajs (default) or platformatic (@platformatic/kafka)",
   KAFKA_COMPRESSION: "none (default), gzip, lz4 or zstd (lz4 and zstd: platformatic only)",
@@ -90,7 +92,15 @@ export function connectOptionsFromEnv(
   if (ssl !== undefined && !["true", "false"].includes(ssl)) {
     throw new TypeError(`KAFKA_SSL must be true or false, got "${ssl}"`);
   }
-  const tls = caFile !== undefined
+  if (ssl === "false" && caFile !== undefined) {
+    throw new TypeError(
+      "KAFKA_SSL=false turns TLS off, but KAFKA_SSL_CA is set: unset one of them",
+    );
+  }
+  // KAFKA_SSL=false: SASL in plaintext (a SASL_PLAINTEXT listener); a SASL user implies TLS.
+  const tls = ssl === "false"
+    ? false
+    : caFile !== undefined
     ? { ca: readCa(caFile) }
     : username !== undefined || ssl === "true";
   return {

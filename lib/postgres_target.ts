@@ -16,8 +16,9 @@
 import { type ContextKey, currentMountScope } from "./context.ts";
 import { errorMessage, StatecastError } from "./errors.ts";
 import { type Fingerprint, fingerprintParts } from "./fingerprint.ts";
-import type { Key } from "./key_id.ts";
-import { type Change, declare, type DeclaredState, type Target } from "./target.ts";
+import { type Key, keyId } from "./key_id.ts";
+import { type Change, declare, type DeclaredState, sourcePlace, type Target } from "./target.ts";
+import { type KeyForm, keyForm } from "./_postgres_keys.ts";
 
 /**
  * A row as the client returns it.
@@ -234,6 +235,13 @@ export class TableTarget implements Target<TableState> {
   readonly #qualified: string;
   readonly #index: Map<string, number>;
   readonly #keyIndexes: number[];
+  /** Each key column's canonical form (`01` → `1` for an integer); undefined: as given. */
+  readonly #keyForms: Array<KeyForm | undefined>;
+  /**
+   * Keys upserted by this process that were declared in another form than their canonical one
+   * (`01`): a delete of that form, stored before keys were canonical, is the same row.
+   */
+  readonly #rekeyed = new Set<string>();
   /** Each column's type as declared, maybe with `not null`. */
   readonly #declared: string[];
   /** Each column's type as the server spells it (no `not null`), for the casts. */
@@ -280,6 +288,7 @@ export class TableTarget implements Target<TableState> {
       }
       return i;
     });
+    this.#keyForms = this.#keyIndexes.map((i) => keyForm(this.#declared[i]!));
     this.#batchSize = Math.max(1, options.batchSize ?? 10_000);
     this.#transactionSize = Math.max(1, options.transactionSize ?? 10_000);
   }
@@ -297,11 +306,13 @@ export class TableTarget implements Target<TableState> {
           `(${this.primaryKey.join(", ")}), got ${keyParts.length}`,
       );
     }
+    // The cells keep the key as given; the engine's key is its canonical form, so two forms of
+    // one row (1 and 01 in an integer column) are one key.
     const keyTexts = keyParts.map((part, i) => {
       const text = cellText(part, this.primaryKey[i]!);
       if (text === null) throw new TypeError(`"${this.table}": a key part is null`);
       cells[this.#keyIndexes[i]!] = text;
-      return text;
+      return this.#canonical(text, i);
     });
     for (const [column, value] of Object.entries(state.value)) {
       const i = this.#index.get(column);
@@ -312,17 +323,47 @@ export class TableTarget implements Target<TableState> {
       }
       const text = cellText(value, column);
       const k = this.#keyIndexes.indexOf(i);
-      if (k >= 0 && text !== keyTexts[k]) {
+      if (k < 0) cells[i] = text;
+      else if (text === null || this.#canonical(text, k) !== keyTexts[k]) {
         throw new TypeError(
           `"${this.table}": column "${column}" is ${JSON.stringify(text)} but the key says ` +
-            JSON.stringify(keyTexts[k]),
+            JSON.stringify(cells[i]),
         );
       }
-      cells[i] = text;
     }
-    // The engine's key: the key itself, or the JSON array of a composite key's parts.
-    const key = keyTexts.length === 1 ? keyTexts[0]! : JSON.stringify(keyTexts);
-    declare(this, { key, value: state.value, cells });
+    declare(this, { key: this.#keyOf(keyTexts), value: state.value, cells });
+  }
+
+  /** The engine's key: the key itself, or the JSON array of a composite key's parts. */
+  #keyOf(parts: string[]): string {
+    return parts.length === 1 ? parts[0]! : JSON.stringify(parts);
+  }
+
+  /**
+   * `text` in the canonical form of key column `k`'s type; a value that is not of the type is a
+   * `StatecastError` naming the column, the value and the source line.
+   */
+  #canonical(text: string, k: number): string {
+    const form = this.#keyForms[k];
+    if (form === undefined) return text;
+    try {
+      return form(text);
+    } catch (cause) {
+      const place = sourcePlace();
+      const where = place === undefined
+        ? ""
+        : ` in "${place.path}"${place.line === undefined ? "" : ` line ${place.line}`}`;
+      const type = this.#declared[this.#keyIndexes[k]!]!.replace(/\s+not\s+null\s*$/i, "");
+      throw new StatecastError(
+        `Key column "${this.primaryKey[k]}" (${type}) of table "${this.table}" cannot hold ` +
+          `${JSON.stringify(text)}${where}: ${errorMessage(cause)}`,
+        {
+          cause,
+          ...(place === undefined ? {} : { path: place.path }),
+          ...(place?.line === undefined ? {} : { line: place.line }),
+        },
+      );
+    }
   }
 
   /** Fingerprint of the row's cells. */
@@ -356,12 +397,7 @@ export class TableTarget implements Target<TableState> {
   ): Promise<void> {
     for (let start = 0; start < changes.length; start += this.#transactionSize) {
       const part = changes.slice(start, start + this.#transactionSize);
-      const upserts: Array<Array<string | null>> = [];
-      const deletes: string[][] = [];
-      for (const change of part) {
-        if (change.kind === "upsert") upserts.push(change.state.cells);
-        else deletes.push(this.#keyParts(change.key));
-      }
+      const { upserts, deletes } = this.#statementsOf(part);
       try {
         await this.#sql.begin(async (tx) => {
           if (this.#createSql !== undefined) await tx.unsafe(this.#createSql);
@@ -383,6 +419,46 @@ export class TableTarget implements Target<TableState> {
       }
       this.#createSql = undefined;
       onApplied?.(part.length);
+    }
+  }
+
+  /**
+   * The upserts' cells and the deletes' keys of `changes`. A delete of a key stored in another
+   * form than its canonical one (by a statecast that compared keys as given: `01`) is dropped
+   * when this process upserted the canonical key: both are the same row, and the delete would
+   * remove the row the upsert wrote.
+   */
+  #statementsOf(
+    changes: ReadonlyArray<Change<TableState>>,
+  ): { upserts: Array<Array<string | null>>; deletes: string[][] } {
+    const upserts: Array<Array<string | null>> = [];
+    const deletes: string[][] = [];
+    const upserted = new Set<string>();
+    for (const change of changes) {
+      if (change.kind !== "upsert") continue;
+      const cells = change.state.cells;
+      upserts.push(cells);
+      const key = keyId(change.key);
+      upserted.add(key);
+      if (this.#keyOf(this.#keyIndexes.map((i) => cells[i]!)) !== key) this.#rekeyed.add(key);
+    }
+    for (const change of changes) {
+      if (change.kind !== "delete") continue;
+      const parts = this.#keyParts(change.key);
+      const canonical = this.#canonicalOrUndefined(parts);
+      const stale = canonical !== undefined && canonical !== this.#keyOf(parts);
+      if (stale && (upserted.has(canonical) || this.#rekeyed.has(canonical))) continue;
+      deletes.push(parts);
+    }
+    return { upserts, deletes };
+  }
+
+  /** The canonical key of a deleted key's parts; undefined when a part is not of its type. */
+  #canonicalOrUndefined(parts: string[]): string | undefined {
+    try {
+      return this.#keyOf(parts.map((part, k) => this.#keyForms[k]?.(part) ?? part));
+    } catch {
+      return undefined;
     }
   }
 
@@ -568,14 +644,15 @@ function shapeDifferences(declared: ColumnShape[], found: ColumnShape[]): string
  * 22 data exception (a value that is not of the column's type, too long, out of range), 23
  * integrity constraint violation (NOT NULL, CHECK, foreign key), 54 program limit exceeded (a
  * row too large for an index), 21 cardinality violation (two keys that differ as text are one row
- * of the table: `1` and `01` in an integer column; one statement cannot upsert a row twice).
+ * of the table, in a type whose keys are not made canonical: one statement cannot upsert a row
+ * twice).
  */
 const REFUSED_CLASSES = new Set(["21", "22", "23", "54"]);
 
 /** What the server's message leaves unsaid, per SQLSTATE. */
 const HINTS: Readonly<Record<string, string>> = {
   "21000": ": two keys are the same row of the table (keys that differ as text but are equal " +
-    "as the column's type, such as 1 and 01 in an integer column)",
+    "as the column's type, such as two spellings of one timestamp: give such keys in one form)",
   "22P05": ": a value holds the NUL character (U+0000, \\u0000), which PostgreSQL text and " +
     "jsonb cannot store, or a character the server's encoding lacks",
 };

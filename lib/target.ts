@@ -190,6 +190,22 @@ export function setSourceLine(line: number): void {
 }
 
 /**
+ * Where the running component is: its path, and the source line being processed when the source
+ * told it ({@linkcode setSourceLine}). Targets use it to name the place in an error about a
+ * declared state. Outside a component, undefined.
+ *
+ * @example
+ * ```ts
+ * import { sourcePlace } from "./target.ts";
+ * if (sourcePlace() !== undefined) throw new Error("no component is running");
+ * ```
+ */
+export function sourcePlace(): { path: string; line: number | undefined } | undefined {
+  const collector = activeCollector();
+  return collector === undefined ? undefined : { path: collector.component, line: collector.line };
+}
+
+/**
  * Tells the running component's round a warning about its source (a CSV header that looks
  * delimited by another character): the round's summary lists it with the component's path and
  * the app logs it. Outside a component it does nothing.

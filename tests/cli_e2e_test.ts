@@ -162,7 +162,7 @@ Deno.test("main.ts names the store, the table and --reset when a state row is co
     ),
   );
   // status reads counts, not key lists: it still answers.
-  assert.match((await p.ok({ args: ["status"] })).stdout, /a\.csv: 1 keys/);
+  assert.match((await p.ok({ args: ["status"] })).stdout, /a\.csv: 1 key, /);
   assert.deepEqual(await p.fresh(), [], "nothing sent");
   await p.ok({ args: ["--reset"] });
   await p.ok();

@@ -84,7 +84,7 @@ Deno.test("main.ts --reset --dry-run says what it would forget and forgets nothi
   assert.equal(dry.stdout.trim(), `forget kafka:kafka_producer/${p.topic} 3 keys of 2 files`);
   assert.match(
     dry.stderr,
-    /--reset would forget 3 keys of 1 targets and the memo of 2 files; dry run: nothing was forgotten/,
+    /--reset would forget 3 keys of 1 target and the memo of 2 files; dry run: nothing was forgotten/,
   );
   assert.deepEqual(await listing(p.dir), before);
   const after = await p.ok();

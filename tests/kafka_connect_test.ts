@@ -37,3 +37,15 @@ Deno.test("connectOptionsFromEnv() refuses a PEM cut to its first line, saying t
     /KAFKA_SSL_CA holds a PEM certificate without its END CERTIFICATE line: in a \.env file, put the whole PEM in double quotes/,
   );
 });
+
+Deno.test("connectOptionsFromEnv(): KAFKA_SSL=false with a SASL user is SASL without TLS (a SASL_PLAINTEXT listener)", () => {
+  const plaintext = kafka.connectOptionsFromEnv({ ...SCRAM, KAFKA_SSL: "false" });
+  assert.equal(plaintext.tls, undefined);
+  assert.equal(plaintext.sasl?.mechanism, "scram-sha-256");
+  assert.equal(kafka.connectOptionsFromEnv(SCRAM).tls, true, "a SASL user alone implies TLS");
+  assert.equal(kafka.connectOptionsFromEnv({ ...SCRAM, KAFKA_SSL: "true" }).tls, true);
+  assert.throws(
+    () => kafka.connectOptionsFromEnv({ ...SCRAM, KAFKA_SSL: "false", KAFKA_SSL_CA: PEM }),
+    /KAFKA_SSL=false turns TLS off, but KAFKA_SSL_CA is set/,
+  );
+});

@@ -136,17 +136,115 @@ Deno.test("a typed table: a value the table refuses fails only its file, with th
   assert.deepEqual(await rows(), [["eu", "1", "5", "bolt"], ["eu", "2", "3", "screw"]]);
 });
 
-Deno.test("a typed table: two keys of one file that are one row (1 and 01 in an int column) fail that file only; the other files land", async () => {
+Deno.test("a typed table: two forms of one key in a file (1 and 01 in an int column) fail that file naming both lines; fixed, its row is written, not deleted", async () => {
   await using job = await tableJob("same-row", TYPED_MAIN);
   const header = "region,id,qty,name\n";
+  const rows = () => psql(`SELECT region, id, qty, name FROM ${job.table} ORDER BY 1, 2`);
+  await job.write("a.csv", header + "eu,1,5,bolt\n");
+  await job.ok();
   await job.write("a.csv", header + "eu,1,5,bolt\neu,01,6,nut\n");
   await job.write("b.csv", header + "us,2,7,screw\n");
   const run = await job.run();
   assert.equal(run.code, 1, run.stderr);
-  assert.match(run.stderr, /"a\.csv": PostgreSQL refused rows .*two keys are the same row/);
+  assert.match(
+    run.stderr,
+    /Duplicate key .*"eu\\",\\"1\\".* in "a\.csv": declared at line 2 and again at line 3/,
+  );
   assert.doesNotMatch(run.stderr, /b\.csv|nothing was committed/);
+  assert.deepEqual(await rows(), [["eu", "1", "5", "bolt"], ["us", "2", "7", "screw"]]);
+
+  // Fixed, keeping the other form: the same row, updated; no delete of "1".
+  await job.write("a.csv", header + "eu,01,6,nut\n");
+  assert.match((await job.ok()).stderr, /1 upserts, 0 deletes/);
+  assert.deepEqual(await rows(), [["eu", "1", "6", "nut"], ["us", "2", "7", "screw"]]);
+  assert.match((await job.ok()).stderr, /0 upserts, 0 deletes/);
+  await job.write("a.csv", header + "eu,01,6,nut\neu,3,1,pin\n"); // a.csv runs again
+  assert.match((await job.ok()).stderr, /1 upserts, 0 deletes/);
+  assert.deepEqual(await rows(), [
+    ["eu", "1", "6", "nut"],
+    ["eu", "3", "1", "pin"],
+    ["us", "2", "7", "screw"],
+  ]);
+});
+
+Deno.test("a typed table: two forms of one key in two files follow the owner rule; deleting the owner hands the row over, never loses it", async () => {
+  await using job = await tableJob("same-row-files", TYPED_MAIN);
+  const header = "region,id,qty,name\n";
   const rows = () => psql(`SELECT region, id, qty, name FROM ${job.table} ORDER BY 1, 2`);
-  assert.deepEqual(await rows(), [["us", "2", "7", "screw"]]);
+  await job.write("a.csv", header + "eu,01,5,bolt\n");
+  await job.write("b.csv", header + "eu,1,7,nut\n");
+  const first = await job.ok();
+  assert.match(
+    first.stderr,
+    /declared by "a\.csv" and "b\.csv"; publishing the value from "a\.csv"/,
+  );
+  assert.match(first.stderr, /1 upserts, 0 deletes/);
+  assert.deepEqual(await rows(), [["eu", "1", "5", "bolt"]]);
+  assert.match((await job.ok()).stderr, /0 upserts, 0 deletes/);
+
+  await rm(join(job.data, "a.csv"));
+  assert.match((await job.ok()).stderr, /1 upserts, 0 deletes/);
+  assert.deepEqual(await rows(), [["eu", "1", "7", "nut"]]);
+  assert.match((await job.ok()).stderr, /0 upserts, 0 deletes/);
+  assert.deepEqual(await rows(), [["eu", "1", "7", "nut"]]);
+
+  await job.write("b.csv", header + "us,2,8,pin\n"); // the key is no longer declared
+  assert.match((await job.ok()).stderr, /1 upserts, 1 deletes/);
+  assert.deepEqual(await rows(), [["us", "2", "8", "pin"]]);
+});
+
+/** The commit before keys were canonical: its keys are stored as given ("01"). */
+const BEFORE_CANONICAL_KEYS = "05c6f0c";
+const hasOldCommit = new Deno.Command("git", {
+  args: ["cat-file", "-e", `${BEFORE_CANONICAL_KEYS}^{commit}`],
+  cwd: new URL("..", import.meta.url).pathname,
+  stdout: "null",
+  stderr: "null",
+}).outputSync().success;
+
+Deno.test({
+  name:
+    "a typed table: a key stored in another form by an older statecast (01) is not deleted when the same row is upserted in its canonical form",
+  ignore: !hasOldCommit, // a shallow clone lacks the older commit
+  async fn() {
+    await using job = await tableJob("old-store", TYPED_MAIN);
+    const root = new URL("..", import.meta.url).pathname;
+    const old = join(job.dir, "old");
+    await Deno.mkdir(old);
+    const files = ["deno.json", "package.json", "lib", "tests/_typed_table_job.ts"];
+    const archive = new Deno.Command("sh", {
+      args: ["-c", `git archive ${BEFORE_CANONICAL_KEYS} ${files.join(" ")} | tar -x -C "${old}"`],
+      cwd: root,
+    });
+    assert.ok((await archive.output()).success);
+    await Deno.symlink(join(root, "node_modules"), join(old, "node_modules"));
+    const header = "region,id,qty,name\n";
+    const rows = () => psql(`SELECT region, id, qty, name FROM ${job.table} ORDER BY 1, 2`);
+    await job.write("a.csv", header + "eu,01,5,bolt\neu,02,6,nut\n");
+    await job.ok({ main: join(old, "tests/_typed_table_job.ts") }); // stores ["eu","01"], ["eu","02"]
+
+    // This statecast: ["eu","1"] upserted, the stored ["eu","01"] retracted (the same row: kept),
+    // ["eu","02"] retracted and not declared in any form (deleted).
+    await job.write("a.csv", header + "eu,01,7,bolt\n");
+    assert.match((await job.ok()).stderr, /1 upserts, 2 deletes/);
+    assert.deepEqual(await rows(), [["eu", "1", "7", "bolt"]]);
+    assert.match((await job.ok()).stderr, /0 upserts, 0 deletes/);
+    assert.deepEqual(await rows(), [["eu", "1", "7", "bolt"]]);
+  },
+});
+
+Deno.test("a typed table: a key that is not an integer in an int column fails its file, naming the column, the value and the line", async () => {
+  await using job = await tableJob("bad-key", TYPED_MAIN);
+  const header = "region,id,qty,name\n";
+  await job.write("a.csv", header + "eu,1,5,bolt\neu,1.5,6,nut\n");
+  await job.write("b.csv", header + "us,2,7,screw\n");
+  const run = await job.run();
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(
+    run.stderr,
+    /Key column "id" \(int\) of table "public\.e2e_bad_key_\w+" cannot hold "1\.5" in "a\.csv" line 3: expected an integer/,
+  );
+  assert.deepEqual(await psql(`SELECT region, id FROM ${job.table}`), [["us", "2"]]);
 });
 
 Deno.test("csv_to_postgres: a NUL byte in a file fails that file only, naming the NUL character", async () => {

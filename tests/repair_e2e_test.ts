@@ -52,6 +52,18 @@ Deno.test("main.ts --rerun with a glob that matches no file exits 2 and sends no
   assert.deepEqual(await p.fresh(), []);
 });
 
+Deno.test("main.ts --rerun naming a folder exits 2 and suggests the folder's glob", async () => {
+  await using p = await published("rerun-folder");
+  const r = await p.run({ args: ["--rerun", "orders"] });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(
+    r.stderr,
+    /--rerun: no file under ".*" matches "orders" \(globs are relative to that folder\); "orders" is a folder: write "orders\/\*\*" for the files under it; nothing was sent/,
+  );
+  assert.deepEqual(await p.fresh(), []);
+  assert.doesNotMatch((await p.run({ args: ["--rerun", "nope"] })).stderr, /is a folder/);
+});
+
 Deno.test("main.ts --rerun --dry-run lists the upserts and sends nothing", async () => {
   await using p = await published("rerun-dry");
   const r = await p.ok({ args: ["--rerun", "b.csv", "--dry-run"] });

@@ -36,7 +36,7 @@ Deno.test("main.ts status --json names a broken file and its line, and forgets i
   assert.match(b.error.message, /^Cannot parse "b.csv" line 3/);
 
   const one = await p.ok({ args: ["status", "b.csv"] });
-  assert.match(one.stdout, /^ {2}b\.csv: 1 keys, last run .*, failed$/m);
+  assert.match(one.stdout, /^ {2}b\.csv: 1 key, last run .*, failed$/m);
   assert.match(one.stdout, /^ {4}invalid line 3 \(since .*\): Cannot parse "b.csv" line 3/m);
   assert.match(one.stdout, /^ {4}memo: \d+ bytes, mtime /m);
   assert.doesNotMatch(one.stdout, /a\.csv/, "only the file asked for");
