@@ -30,6 +30,10 @@ import {
   indexStatements,
   type IndexUpdate,
   KEY_INDEX_SCHEMA,
+  MERGE_ROWS,
+  mergeStatements,
+  RECENT_SCHEMA,
+  recentCount,
   retractingCount,
   retractingOf,
   retractingPage,
@@ -41,7 +45,7 @@ import type { ComponentRecord } from "./memo.ts";
 export type { ComponentRecord } from "./memo.ts";
 
 /** The schema this statecast writes. Bump it and add a migration when the layout changes. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /** Migrations: `MIGRATIONS[v]` takes a store from version v to v + 1. */
 const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
@@ -79,6 +83,8 @@ const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
       line INTEGER, blocked_by TEXT, at_ms INTEGER NOT NULL,
       PRIMARY KEY (app, component)) WITHOUT ROWID`,
   ],
+  // v6: new key index rows wait in a small table and are merged into the index in bulk.
+  [RECENT_SCHEMA],
 ];
 
 /** A component's memo row and its id (the key index refers to components by id). */
@@ -157,6 +163,11 @@ export interface StateStoreOptions {
    * without `--dry-run`. @default false
    */
   readOnly?: boolean;
+  /**
+   * New key index rows kept in the recent table before they are merged into the index (see
+   * `key_index.ts`). Tests make it small, to merge often. @default MERGE_ROWS (200,000)
+   */
+  mergeRows?: number;
 }
 
 /**
@@ -184,6 +195,9 @@ export class StateStore implements AsyncDisposable {
   readonly url: string;
   /** The app and owner id of the lock this store holds: its writes check it is still held. */
   #lock: { app: string; owner: string } | undefined;
+  /** Rows in the recent key index table (an upper bound), once read. */
+  #recent: number | undefined;
+  #mergeRows = MERGE_ROWS;
   /** Whether the store was opened to be read only (a dry run): every write throws. */
   readonly readOnly: boolean;
 
@@ -222,6 +236,7 @@ export class StateStore implements AsyncDisposable {
       );
     }
     const store = new StateStore(client, url, readOnly);
+    if (options.mergeRows !== undefined) store.#mergeRows = Math.max(1, options.mergeRows);
     try {
       if (clientUrl.startsWith("file:")) {
         if (!readOnly) await client.execute("PRAGMA journal_mode=WAL");
@@ -540,7 +555,16 @@ export class StateStore implements AsyncDisposable {
     }
     statements.push(...indexStatements(commit.index ?? []));
     statements.push(...retractStatements(commit.retract ?? []));
+    // New index rows wait in the recent table until there are enough to merge in bulk.
+    this.#recent ??= await recentCount(this.#client);
+    let recent = this.#recent;
+    for (const update of commit.index ?? []) recent += update.add.length;
+    if (recent >= this.#mergeRows) {
+      statements.push(...mergeStatements());
+      recent = 0;
+    }
     await this.#write(app, statements);
+    this.#recent = recent;
   }
 
   /**

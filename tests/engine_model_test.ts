@@ -120,7 +120,8 @@ async function sequence(seed: number): Promise<void> {
   const log: string[] = [];
   const topic = new Topic();
   const fn = componentFn(topic);
-  await using store = await StateStore.open(":memory:");
+  // Merges the key index's recent rows every few rows, so sequences cross many merges.
+  await using store = await StateStore.open(":memory:", { mergeRows: 3 });
   let clock = 1_000;
 
   const content = () => {

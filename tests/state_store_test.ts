@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
 import { SCHEMA_VERSION, StateStore } from "../lib/state_store.ts";
+import { MERGE_ROWS } from "../lib/key_index.ts";
 import { initFingerprints, keyHash } from "../lib/fingerprint.ts";
 
 await initFingerprints();
@@ -273,7 +274,7 @@ Deno.test("StateStore names the store, the table, the row and --reset for a corr
   }
 });
 
-Deno.test("StateStore.open() migrates a version 4 store to 5: the failures table is added", async () => {
+Deno.test("StateStore.open() migrates a version 4 store: the failures table is added", async () => {
   const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
   const url = `file:${join(dir, "state.db")}`;
   try {
@@ -293,7 +294,7 @@ Deno.test("StateStore.open() migrates a version 4 store to 5: the failures table
     const check = createClient({ url });
     const meta = await check.execute("SELECT value FROM statecast_meta");
     check.close();
-    assert.equal(String(meta.rows[0]![0]), "5");
+    assert.equal(String(meta.rows[0]![0]), String(SCHEMA_VERSION));
   } finally {
     await rm(dir, { recursive: true });
   }
@@ -413,8 +414,98 @@ Deno.test("StateStore.open({ readOnly }) of an older schema says to run once wit
     client.close();
     await assert.rejects(
       StateStore.open(url, { readOnly: true }),
-      /schema version 4, older than this statecast \(5\), and a dry run changes nothing: run once without --dry-run/,
+      /schema version 4, older than this statecast \(6\), and a dry run changes nothing: run once without --dry-run/,
     );
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+/** `[name, component id]` of the declarers of `keys` (named by their hash), sorted. */
+async function declarers(store: StateStore, tid: number, keys: string[]) {
+  const byHash = new Map(keys.map((k) => [keyHash(k), k]));
+  return (await store.declarersOf(tid, [...byHash.keys()], []))
+    .map(([h, cid]) => [byHash.get(h), cid]).sort();
+}
+
+/** Rows of the key index and of its recent table. */
+async function indexRows(url: string): Promise<[number, number]> {
+  const client = createClient({ url });
+  try {
+    const main = await client.execute("SELECT COUNT(*) FROM statecast_key_index");
+    const recent = await client.execute("SELECT COUNT(*) FROM statecast_key_index_recent");
+    return [Number(main.rows[0]![0]), Number(recent.rows[0]![0])];
+  } finally {
+    client.close();
+  }
+}
+
+Deno.test("StateStore key index: new rows wait in the recent table, are found there, removed from both, and merged in bulk", async () => {
+  await initFingerprints();
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  try {
+    await using store = await StateStore.open(url);
+    const [tid] = (await store.targetIds("app", ["t"])).values();
+    const commit = (cid: number, add: string[], remove: string[] = []) =>
+      store.commit("app", {
+        components: new Map(),
+        declarations: [],
+        removed: [],
+        index: [{ tid: tid!, cid, add: add.map(keyHash), remove: remove.map(keyHash) }],
+      });
+    await commit(1, ["a", "b"]);
+    assert.deepEqual(await indexRows(url), [0, 2], "new rows wait in the recent table");
+    assert.deepEqual(await declarers(store, tid!, ["a", "b", "c"]), [["a", 1], ["b", 1]]);
+    // Enough rows to merge: everything moves into the index, in one commit.
+    const many = Array.from({ length: MERGE_ROWS }, (_, i) => `k${i}`);
+    await commit(2, many);
+    assert.deepEqual(await indexRows(url), [MERGE_ROWS + 2, 0]);
+    await commit(3, ["a"]); // a second declarer, in the recent table, of a key in the index
+    assert.deepEqual(await declarers(store, tid!, ["a", "b", "k7"]), [
+      ["a", 1],
+      ["a", 3],
+      ["b", 1],
+      ["k7", 2],
+    ]);
+    await commit(1, [], ["a", "b"]); // removed from the index
+    await commit(3, [], ["a"]); // removed from the recent table
+    assert.deepEqual(await declarers(store, tid!, ["a", "b", "k7"]), [["k7", 2]]);
+    assert.deepEqual(await indexRows(url), [MERGE_ROWS, 0]);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+Deno.test("StateStore.open() migrates a version 5 store: its index rows stay found, new ones go to the recent table", async () => {
+  await initFingerprints();
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  try {
+    await oldStore(url, 3);
+    (await StateStore.open(url)).close();
+    const client = createClient({ url });
+    await client.batch([
+      "INSERT OR IGNORE INTO statecast_key_index SELECT * FROM statecast_key_index_recent",
+      "DROP TABLE statecast_key_index_recent",
+      "UPDATE statecast_meta SET value = '5' WHERE name = 'schema_version'",
+    ], "write");
+    client.close();
+    await using store = await StateStore.open(url);
+    const [tid] = (await store.targetIds("app", ["t"])).values();
+    assert.deepEqual(await declarers(store, tid!, ["k", "shared"]), [
+      ["k", 1],
+      ["shared", 1],
+      ["shared", 2],
+    ]);
+    await store.commit("app", {
+      components: new Map(),
+      declarations: [],
+      removed: [],
+      index: [{ tid: tid!, cid: 3, add: [keyHash("n")], remove: [] }],
+    });
+    assert.deepEqual(await indexRows(url), [3, 1]);
+    assert.deepEqual(await declarers(store, tid!, ["n"]), [["n", 3]]);
   } finally {
     await rm(dir, { recursive: true });
   }
