@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import {
   args as runtimeArgs,
   exit,
+  heapLimitMb,
   invocation,
   onStopSignal,
   releaseMemory,
@@ -609,6 +610,7 @@ export class App {
   async run(options: RunOptions = {}): Promise<RunResult> {
     if (this.#main === undefined) throw new TypeError("app.main() was never called");
     if (options.live && options.dryRun) throw new TypeError(LIVE_DRY_RUN);
+    heapLimitMb(); // a bad STATECAST_HEAP_MB says so now, not between the first chunks
     const log = new Log(options.quiet ?? false, options.logFormat === "json");
     await initFingerprints();
     const url = options.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
@@ -1275,6 +1277,9 @@ function helpText(name: string, environment: Record<string, string>): string {
     STATECAST_STATE: `the state store, a URL: file:path (relative to the working directory), ` +
       `libsql://host?authToken=..., http://user:password@host/ (default ${DEFAULT_STATE_URL}; ` +
       `--state overrides it)`,
+    STATECAST_HEAP_MB: "the heap size (MiB) above which a full garbage collection runs between " +
+      "chunks (default 64; more is faster and takes more memory: 256 took a first publish of " +
+      "1M rows from 18.5 s to 11.9 s and its peak from 245 to 430 MB; 0: never)",
   });
   const width = Math.max(...variables.map(([variable]) => variable.length)) + 2;
   const environmentLines = variables.map(([variable, meaning]) =>

@@ -84,3 +84,20 @@ Deno.test("main.ts --state without file: is bad usage that suggests file:, and c
   await assert.rejects(stat(join(p.dir, "state.db")), { code: "ENOENT" });
   assert.deepEqual(await p.fresh(), []);
 });
+
+Deno.test("main.ts says what to write for a bad STATECAST_HEAP_MB, sends nothing; 0 and 256 run", async () => {
+  await using p = await pipeline("heapmb");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  const bad = await p.run({ env: { STATECAST_HEAP_MB: "lots" } });
+  assert.equal(bad.code, 1);
+  assert.match(
+    bad.stderr,
+    /STATECAST_HEAP_MB=lots: write a size in MiB, e\.g\. STATECAST_HEAP_MB=256/,
+  );
+  assert.deepEqual(await p.fresh(), []);
+  await p.ok({ env: { STATECAST_HEAP_MB: "0" } });
+  assert.deepEqual(await p.fresh(), ['k1={"id":"k1","v":"1"}']);
+  await p.write("a.csv", "id,v\nk1,2\n");
+  await p.ok({ env: { STATECAST_HEAP_MB: "256" }, runtime: "bun" });
+  assert.deepEqual(await p.fresh(), ['k1={"id":"k1","v":"2"}']);
+});
