@@ -12,14 +12,64 @@ import type { KafkaProducer } from "./kafka_target.ts";
 import { parseBrokers } from "./kafka_target.ts";
 import { errorMessage } from "./errors.ts";
 
-/** The Kafka clients statecast ships adapters for. */
+/**
+ * The Kafka clients statecast ships adapters for (`KAFKA_CLIENT`).
+ *
+ * @example
+ * ```ts
+ * import { kafka } from "./mod.ts";
+ * const client: kafka.KafkaClientName = "platformatic";
+ * const options = kafka.connectOptionsFromEnv({ KAFKA_CLIENT: client });
+ * if (options.client !== "platformatic") throw new Error();
+ * ```
+ */
 export type KafkaClientName = "kafkajs" | "platformatic";
-/** Record batch compression. kafkajs has gzip only. */
+/**
+ * Record batch compression (`KAFKA_COMPRESSION`). kafkajs has gzip only.
+ *
+ * @example
+ * ```ts
+ * import { kafka } from "./mod.ts";
+ * const compression: kafka.CompressionName = "zstd";
+ * const options = kafka.connectOptionsFromEnv({ KAFKA_COMPRESSION: compression });
+ * if (options.compression !== "zstd") throw new Error();
+ * ```
+ */
 export type CompressionName = "none" | "gzip" | "lz4" | "zstd";
-/** SASL mechanisms, as `KAFKA_SASL_MECHANISM` spells them. */
+/**
+ * SASL mechanisms, as `KAFKA_SASL_MECHANISM` spells them (upper case is read too).
+ *
+ * @example
+ * ```ts
+ * import { kafka } from "./mod.ts";
+ * const mechanism: kafka.SaslMechanism = "scram-sha-256";
+ * const options = kafka.connectOptionsFromEnv({
+ *   KAFKA_SASL_MECHANISM: "SCRAM-SHA-256",
+ *   KAFKA_SASL_USERNAME: "app",
+ *   KAFKA_SASL_PASSWORD: "secret",
+ * });
+ * if (options.sasl?.mechanism !== mechanism) throw new Error();
+ * ```
+ */
 export type SaslMechanism = "plain" | "scram-sha-256" | "scram-sha-512";
 
-/** Options of {@linkcode connectProducer}. */
+/**
+ * Options of {@linkcode connectProducer}: what {@linkcode connectOptionsFromEnv} reads from the
+ * environment, or written by hand.
+ *
+ * @example
+ * ```ts
+ * import { kafka } from "./mod.ts";
+ * const options: kafka.ConnectOptions = {
+ *   brokers: kafka.parseBrokers("kafka-1:9092,kafka-2:9092"),
+ *   client: "platformatic",
+ *   compression: "lz4",
+ *   sasl: { mechanism: "scram-sha-512", username: "app", password: "secret" },
+ *   tls: true,
+ * };
+ * if (options.brokers.length !== 2) throw new Error();
+ * ```
+ */
 export interface ConnectOptions {
   /** `host:port` of one or more brokers. */
   brokers: string[];
@@ -33,13 +83,42 @@ export interface ConnectOptions {
   tls?: boolean | { ca: string };
 }
 
-/** A connected producer: `send()` for the target, `close()` for the app's lifespan. */
+/**
+ * A connected producer: `send()` for the target, `close()` for the app's lifespan. Anything with
+ * these two methods fits, e.g. a stand-in that records what it was given.
+ *
+ * @example
+ * ```ts
+ * import { kafka } from "./mod.ts";
+ * const sent: kafka.ProducerMessage[] = [];
+ * let closed = false;
+ * const producer: kafka.ConnectedProducer = {
+ *   send: ({ messages }) => Promise.resolve(sent.push(...messages)),
+ *   close: () => Promise.resolve(void (closed = true)),
+ * };
+ * await producer.send({ topic: "rows", messages: [{ key: "a", value: "1" }] });
+ * await producer.close();
+ * if (sent.length !== 1 || !closed) throw new Error();
+ * ```
+ */
 export interface ConnectedProducer extends KafkaProducer {
   /** Disconnects; resolves once the client let go of its sockets. */
   close(): Promise<void>;
 }
 
-/** The variables {@linkcode connectOptionsFromEnv} reads, with what each means, for `--help`. */
+/**
+ * The variables {@linkcode connectOptionsFromEnv} reads, with what each means, for `--help`
+ * (`new App({ environment: { ...kafka.CONNECT_ENVIRONMENT } })`).
+ *
+ * @example
+ * ```ts
+ * import { kafka } from "./mod.ts";
+ * const names = Object.keys(kafka.CONNECT_ENVIRONMENT);
+ * if (!names.includes("KAFKA_BOOTSTRAP_SERVERS") || !names.includes("KAFKA_SSL_CA")) {
+ *   throw new Error();
+ * }
+ * ```
+ */
 export const CONNECT_ENVIRONMENT: Readonly<Record<string, string>> = {
   KAFKA_BOOTSTRAP_SERVERS: "comma-separated brokers, each host:port (default localhost:9092)",
   KAFKA_SASL_MECHANISM: "plain, scram-sha-256 or scram-sha-512 (default plain when a user is set)",

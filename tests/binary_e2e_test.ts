@@ -10,12 +10,9 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTopic, type ReadbackMessage, readTopic } from "./_kafka_readback.ts";
+import { buildBinary, type Run, run } from "./_binary.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const BROKERS = Deno.env.get("KAFKA_BOOTSTRAP_SERVERS") ?? "127.0.0.1:9092";
-/** Generous bounds: a build takes well under a second, a catch-up run a fraction of that. */
-const BUILD_TIMEOUT_MS = 120_000;
-const RUN_TIMEOUT_MS = 60_000;
 const WAIT_MS = 20_000;
 /** After the expected messages arrived, how long nothing else may arrive. */
 const SETTLE_MS = 1_500;
@@ -25,7 +22,6 @@ const SUPPORTED = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const show = (m: ReadbackMessage) => `${m.key}=${m.value === null ? "null" : m.value}`;
 const row = (json: Record<string, string>) => JSON.stringify(json);
-const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 let built: Promise<string> | undefined;
 let binDir: string | undefined;
@@ -37,44 +33,8 @@ globalThis.addEventListener("unload", () => {
 function binary(): Promise<string> {
   return built ??= (async () => {
     binDir = await mkdtemp(join(tmpdir(), "statecast-binary-"));
-    const path = join(binDir, "statecast-csv");
-    const out = await run("bash", [join(ROOT, "scripts", "build-binary"), "--outfile", path], {
-      cwd: ROOT,
-      timeoutMs: BUILD_TIMEOUT_MS,
-    });
-    assert.equal(out.code, 0, `scripts/build-binary failed:\n${out.stderr}${out.stdout}`);
-    return path;
+    return await buildBinary(join(binDir, "statecast-csv"));
   })();
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `cmd` to its end, killed after `timeoutMs`. */
-async function run(
-  cmd: string,
-  args: string[],
-  options: { cwd: string; env?: Record<string, string>; timeoutMs?: number },
-): Promise<Run> {
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), options.timeoutMs ?? RUN_TIMEOUT_MS);
-  try {
-    const out = await new Deno.Command(cmd, {
-      args,
-      cwd: options.cwd,
-      ...(options.env ? { env: options.env, clearEnv: true } : {}),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: ac.signal,
-    }).output();
-    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** A working folder (data, state store) outside the repo and a fresh 3-partition topic. */

@@ -7,13 +7,11 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DATABASE_URL, psql, rowVersions, tableContent, written } from "./_postgres.ts";
+import { buildBinary, type Run, run } from "./_binary.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const BUILD_TIMEOUT_MS = 120_000;
-const RUN_TIMEOUT_MS = 60_000;
 /** `scripts/build-binary` supports linux x64 (glibc) only. */
 const SUPPORTED = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
-const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 let built: Promise<string> | undefined;
 let binDir: string | undefined;
@@ -25,45 +23,9 @@ globalThis.addEventListener("unload", () => {
 function binary(): Promise<string> {
   return built ??= (async () => {
     binDir = await mkdtemp(join(tmpdir(), "statecast-binary-pg-"));
-    const path = join(binDir, "csv-to-postgres");
     const entry = join(ROOT, "examples", "csv_to_postgres", "main.ts");
-    const out = await run("bash", [join(ROOT, "scripts", "build-binary"), entry, "-o", path], {
-      cwd: ROOT,
-      timeoutMs: BUILD_TIMEOUT_MS,
-    });
-    assert.equal(out.code, 0, `scripts/build-binary failed:\n${out.stderr}${out.stdout}`);
-    return path;
+    return await buildBinary(join(binDir, "csv-to-postgres"), entry);
   })();
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `cmd` to its end, killed after `timeoutMs`. */
-async function run(
-  cmd: string,
-  args: string[],
-  options: { cwd: string; env?: Record<string, string>; timeoutMs?: number },
-): Promise<Run> {
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), options.timeoutMs ?? RUN_TIMEOUT_MS);
-  try {
-    const out = await new Deno.Command(cmd, {
-      args,
-      cwd: options.cwd,
-      ...(options.env ? { env: options.env, clearEnv: true } : {}),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: ac.signal,
-    }).output();
-    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** A working folder (data, state store) outside the repo and a fresh table name. */
