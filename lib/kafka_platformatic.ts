@@ -54,6 +54,18 @@ export interface PlatformaticProducerOptions {
 
 type Bytes = Buffer | undefined;
 
+/** Header names as bytes, made once per name (a job uses a handful). */
+const headerKeys = new Map<string, Buffer>();
+function headerKeyBytes(name: string | undefined): Bytes {
+  if (name === undefined) return undefined;
+  let bytes = headerKeys.get(name);
+  if (bytes === undefined) {
+    bytes = Buffer.from(name, "utf8");
+    if (headerKeys.size < 1000) headerKeys.set(name, bytes);
+  }
+  return bytes;
+}
+
 /** Strings as UTF-8, bytes as they are, null as no value (a tombstone). */
 function serialize(data: Buffer | string | null | undefined): Bytes {
   if (data === null || data === undefined) return undefined;
@@ -64,6 +76,8 @@ function serialize(data: Buffer | string | null | undefined): Bytes {
 export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
   readonly #producer: Producer<Bytes, Bytes, string, Bytes>;
   readonly #options: PlatformaticProducerOptions;
+  /** Per header name, the last value sent and its bytes (see `#headerValue`). */
+  readonly #lastHeader = new Map<string, { text: string; bytes: Buffer }>();
   /** Topics whose existence the broker confirmed. */
   readonly #known = new Set<string>();
   /** The producer id being asked for, shared by the sends that wait for it. */
@@ -90,7 +104,7 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
       serializers: {
         key: serialize,
         value: serialize,
-        headerKey: (s) => serialize(s),
+        headerKey: (s) => headerKeyBytes(s),
         headerValue: serialize,
       },
       ...(options.compression && options.compression !== "none"
@@ -129,9 +143,9 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
         value: serialize(m.value),
       };
       if (m.headers !== undefined) {
-        message.headers = Object.fromEntries(
-          Object.entries(m.headers).map(([k, v]) => [k, serialize(v)]),
-        );
+        const headers: Record<string, Bytes> = {};
+        for (const name in m.headers) headers[name] = this.#headerValue(name, m.headers[name]!);
+        message.headers = headers;
       }
       return message;
     });
@@ -140,6 +154,20 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
       .catch((error) => {
         throw kafkaError(error);
       });
+  }
+
+  /**
+   * A header value as bytes, the same Buffer again while a header keeps its value: a job sends
+   * one file's rows with one `statecast-source`, and a Buffer per message is garbage at once.
+   * (The client only reads them.)
+   */
+  #headerValue(name: string, value: Buffer | string): Bytes {
+    if (typeof value !== "string") return value;
+    const last = this.#lastHeader.get(name);
+    if (last !== undefined && last.text === value) return last.bytes;
+    const bytes = Buffer.from(value, "utf8");
+    this.#lastHeader.set(name, { text: value, bytes });
+    return bytes;
   }
 
   /** The client asks for a missing topic's metadata forever: ask once, without retries. */

@@ -262,9 +262,11 @@ export class TopicTarget implements Target<TopicState> {
     const { key, value, headers, metaHeaders } = change.state;
     const message: ProducerMessage = { key: toWire(key), value: toWire(value) };
     if (headers !== undefined || metaHeaders !== undefined) {
-      message.headers = Object.fromEntries(
-        Object.entries({ ...headers, ...metaHeaders }).map(([k, v]) => [k, toWire(v)]),
-      );
+      // A loop, not spreads and entries: this runs once per message.
+      const wire: Record<string, Buffer | string> = {};
+      for (const name in headers) wire[name] = toWire(headers[name]!);
+      for (const name in metaHeaders) wire[name] = toWire(metaHeaders[name]!);
+      message.headers = wire;
     }
     return message;
   }

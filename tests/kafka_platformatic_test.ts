@@ -32,6 +32,42 @@ Deno.test("connectPlatformaticProducer() sends keyed messages, bytes, headers an
   assert.equal(new Set(byKey("a").map((m) => m.partition)).size, 1, "one key, one partition");
 });
 
+Deno.test("PlatformaticProducer.send() keeps every message's own header values when they repeat and change", async () => {
+  const topic = `plt-headers-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 3);
+  await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+  // The adapter reuses a header value's bytes while the value repeats: a change must not leak
+  // into the messages before it, in this send or in one still in flight.
+  const source = (path: string) => ({
+    "statecast-source": path,
+    "x-n": path.length > 5 ? "é" : "",
+  });
+  const first = producer.send({
+    topic,
+    messages: [
+      { key: "a", value: "1", headers: source("a.csv") },
+      { key: "b", value: "2", headers: source("a.csv") },
+      { key: "c", value: "3", headers: source("sub/b.csv") },
+    ],
+  });
+  const second = producer.send({
+    topic,
+    messages: [
+      { key: "d", value: "4", headers: source("sub/b.csv") },
+      { key: "e", value: "5", headers: source("a.csv") },
+    ],
+  });
+  await Promise.all([first, second]);
+  const headers = Object.fromEntries((await readTopic(topic)).map((m) => [m.key, m.headers]));
+  assert.deepEqual(headers, {
+    a: { "statecast-source": "a.csv", "x-n": "" },
+    b: { "statecast-source": "a.csv", "x-n": "" },
+    c: { "statecast-source": "sub/b.csv", "x-n": "é" },
+    d: { "statecast-source": "sub/b.csv", "x-n": "é" },
+    e: { "statecast-source": "a.csv", "x-n": "" },
+  });
+});
+
 Deno.test("connectPlatformaticProducer() puts 300 keys on the partitions librdkafka's murmur2 picks", async () => {
   const topic = `plt-murmur-${crypto.randomUUID().slice(0, 8)}`;
   const reference = `${topic}-kcat`;
