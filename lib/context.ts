@@ -142,3 +142,29 @@ export function currentMountScope(what: string): MountScope {
   }
   return scope;
 }
+
+/**
+ * Mounts a target of your own on the running app, so that what components declare on it is
+ * reconciled: `make` builds it from the app's context (the resources its lifespan provided).
+ * Call it from your mount function, inside the function given to `app.main()` (as
+ * `kafka.mountTopicTarget()` does); elsewhere it is a `TypeError`. Returns the target. Two
+ * targets with one `id` are a `TypeError` when the app runs.
+ *
+ * @example
+ * ```ts
+ * import { mountTarget } from "./mod.ts";
+ * const target = { id: "memory:t", fingerprint: () => "0", apply: () => Promise.resolve() };
+ * try {
+ *   mountTarget(() => target); // not inside app.main()
+ *   throw new Error("unreachable");
+ * } catch (error) {
+ *   if (!(error instanceof TypeError)) throw error;
+ * }
+ * ```
+ */
+export function mountTarget<T extends Target<never>>(make: (context: Context) => T): T {
+  const scope = currentMountScope("mountTarget()");
+  const target = make(scope.context);
+  scope.mountTarget(target);
+  return target;
+}

@@ -36,7 +36,7 @@ export {
   type RunResult,
   VERSION,
 } from "./app.ts";
-export { Context, ContextKey } from "./context.ts";
+export { Context, ContextKey, mountTarget } from "./context.ts";
 export type {
   ComponentFailure,
   OnDuplicateKey,
@@ -50,7 +50,6 @@ export {
   declare,
   type DeclaredState,
   type Key,
-  mountTarget,
   setSourceLine,
   type Target,
   warnSource,
