@@ -510,3 +510,31 @@ Deno.test("StateStore.open() migrates a version 5 store: its index rows stay fou
     await rm(dir, { recursive: true });
   }
 });
+
+Deno.test("StateStore: closing a local store folds its WAL into the database (no WAL left the size of a merge)", async () => {
+  await initFingerprints();
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  try {
+    {
+      await using store = await StateStore.open(url, { mergeRows: 10_000 });
+      const [tid] = (await store.targetIds("app", ["t"])).values();
+      for (let c = 1; c <= 3; c++) {
+        const add = Array.from({ length: 10_000 }, (_, i) => keyHash(`k${c}-${i}`));
+        await store.commit("app", {
+          components: new Map(),
+          declarations: [],
+          removed: [],
+          index: [{ tid: tid!, cid: c, add, remove: [] }],
+        });
+      }
+      const wal = await Deno.stat(join(dir, "state.db-wal"));
+      assert.ok(wal.size > 100_000, `the WAL holds the merges while open (${wal.size} bytes)`);
+    }
+    const wal = await Deno.stat(join(dir, "state.db-wal")).catch(() => undefined);
+    assert.equal(wal?.size ?? 0, 0, "no WAL left after closing");
+    assert.deepEqual(await indexRows(url), [30_000, 0]);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
