@@ -183,7 +183,7 @@ export class Round<I extends SourceItem> {
    */
   async *#chunks(): AsyncGenerator<Chunk> {
     const dry = this.#options.dryRun === true;
-    const maxRows = dry ? Infinity : this.#options.chunkRows ?? 20_000;
+    const maxRows = dry ? Infinity : this.#options.chunkRows ?? 10_000;
     const maxFiles = dry ? Infinity : this.#options.chunkFiles ?? 1000;
     let chunk = newChunk();
     for (const c of [...this.#removed].sort()) {

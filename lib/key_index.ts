@@ -13,11 +13,11 @@
  *   chunk is an upsert (or nothing), never a tombstone followed by an upsert.
  *
  * - `statecast_key_index_recent`: the same rows, newly added. A key hash is random, so a chunk's
- *   20,000 new rows land on nearly every page of a large index, and each chunk's commit wrote the
- *   whole index to the WAL again (a first publish of 1M rows: 50 times its 25 MB). New rows go to
- *   this small table instead, which {@linkcode mergeStatements} moves into the index, sorted, once
- *   it holds {@linkcode MERGE_ROWS}: each page of the index is written once per merge. Look-ups
- *   read both tables; a removal deletes from both.
+ *   new rows land on nearly every page of a large index, and each chunk's commit wrote the whole
+ *   index to the WAL again (a first publish of 1M rows in chunks of 20,000: 50 times its 25 MB).
+ *   New rows go to this small table instead, which {@linkcode mergeStatements} moves into the
+ *   index, sorted, once it holds {@linkcode MERGE_ROWS}: each page of the index is written once
+ *   per merge. Look-ups read both tables; a removal deletes from both.
  *
  * Lists travel as one JSON parameter per statement (`json_each`), so a lookup or an update of
  * 10,000 keys is one statement, not 10,000 parameters.

@@ -215,7 +215,8 @@ export interface RoundOptions<I extends SourceItem = SourceItem> {
   maxDeleteShare?: number;
   /**
    * A chunk ends once its files declared this many states: memory is bounded by a chunk (and by
-   * the largest file, which always runs whole). @default 20000
+   * the largest file, which always runs whole). 10,000 keeps a first publish of 1M rows under
+   * 200 MB (kafkajs under Deno: 193 MB, 20.5 s; 20,000: 209 MB, 20.2 s). @default 10000
    */
   chunkRows?: number;
   /** A chunk ends after this many files. @default 1000 */
