@@ -923,7 +923,8 @@ export class App {
    * no file, else 0.
    */
   async status(url: string, options: { paths?: string[]; json?: boolean } = {}): Promise<number> {
-    await using store = await StateStore.open(url);
+    // In a folder without a store (the wrong one, often), status makes none.
+    await using store = await StateStore.open(url, { create: false });
     const paths = options.paths ?? [];
     const report = await statusReport(store, this.name, paths);
     const holder = await store.lockHolder(this.name);

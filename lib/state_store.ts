@@ -165,9 +165,15 @@ export interface StateStoreOptions {
   readOnly?: boolean;
   /**
    * New key index rows kept in the recent table before they are merged into the index (see
-   * `key_index.ts`). Tests make it small, to merge often. @default MERGE_ROWS (200,000)
+   * `key_index.ts`). Tests make it small, to merge often. @default MERGE_ROWS (100,000)
    */
   mergeRows?: number;
+  /**
+   * Whether a `file:` store that does not exist is made. `false` (`status`): it reads as an empty
+   * store, and no file or folder is made; an existing store is opened (and migrated) as usual.
+   * @default true
+   */
+  create?: boolean;
 }
 
 /**
@@ -219,7 +225,9 @@ export class StateStore implements AsyncDisposable {
     let clientUrl = url;
     if (url.startsWith("file:")) {
       const path = resolve(url.slice("file:".length));
-      if (readOnly && !existsSync(path)) return await StateStore.#empty(url);
+      if ((readOnly || options.create === false) && !existsSync(path)) {
+        return await StateStore.#empty(url);
+      }
       if (!readOnly) await mkdir(dirname(path), { recursive: true });
       clientUrl = `file:${path}`;
     }

@@ -2,6 +2,8 @@
 // reads the state store: per target keys and files, per file keys, last run, memo and the error
 // of a broken file with its line.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { pipeline } from "./_pipeline.ts";
 
 Deno.test("main.ts status --json names a broken file and its line, and forgets it once fixed", async () => {
@@ -50,4 +52,16 @@ Deno.test("main.ts status --json names a broken file and its line, and forgets i
   const fixed = JSON.parse((await p.ok({ args: ["status", "b.csv", "--json"] })).stdout);
   assert.deepEqual(fixed.files.map((f: { state: string }) => f.state), ["ok"]);
   assert.equal(fixed.files[0].error, null);
+});
+
+Deno.test("main.ts status where no state store is makes none, and says nothing is known", async () => {
+  await using p = await pipeline("status-none");
+  const folder = join(p.dir, "elsewhere", ".statecast");
+  const r = await p.ok({
+    args: ["status", "--json"],
+    env: { STATECAST_STATE: `file:${join(folder, "state.db")}` },
+  });
+  const report = JSON.parse(r.stdout);
+  assert.deepEqual([report.targets, report.files], [[], []]);
+  assert.equal(existsSync(join(p.dir, "elsewhere")), false, "no folder, no file");
 });
