@@ -709,6 +709,7 @@ export class App {
    * confirmed.
    */
   async drop(options: DropOptions = {}): Promise<number> {
+    heapLimitMb(); // as in run(): a bad STATECAST_HEAP_MB stops it before it commits anything
     const log = new Log(options.quiet ?? false, options.logFormat === "json");
     const dryRun = options.dryRun ?? false;
     await initFingerprints();

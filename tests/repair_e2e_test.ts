@@ -76,6 +76,26 @@ Deno.test("main.ts --rerun --dry-run lists the upserts and sends nothing", async
   assert.deepEqual(await p.fresh(), [], "a dry run commits nothing either");
 });
 
+Deno.test("main.ts drop with a bad STATECAST_HEAP_MB says so before it touches anything", async () => {
+  await using p = await published("drop-heap");
+  const r = await p.run({ args: ["drop", "--yes"], env: { STATECAST_HEAP_MB: "lots" } });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /STATECAST_HEAP_MB=lots: write a size in MiB/);
+  assert.deepEqual(await p.fresh(), [], "no delete sent");
+  // Nothing committed either: every file and key as before, none being retracted.
+  const status = JSON.parse((await p.ok({ args: ["status", "--json"] })).stdout);
+  assert.deepEqual(
+    status.targets.map((t: { keys: number; files: number; retracting: number }) => [
+      t.keys,
+      t.files,
+      t.retracting,
+    ]),
+    [[3, 2, 0]],
+  );
+  await p.ok();
+  assert.deepEqual(await p.fresh(), []);
+});
+
 Deno.test("main.ts drop --yes tombstones every key and forgets the state; the next run publishes everything again", async () => {
   await using p = await published("drop");
   const r = await p.ok({ args: ["drop", "--yes"] });
