@@ -1,6 +1,8 @@
 // What the binary tests share: running a process to its end (bounded in time), and building a
 // job's binary once per test file with `scripts/build-binary`.
 import assert from "node:assert/strict";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -47,4 +49,19 @@ export async function buildBinary(path: string, entry?: string): Promise<string>
   const out = await run("bash", args, { cwd: ROOT, timeoutMs: BUILD_TIMEOUT_MS });
   assert.equal(out.code, 0, `scripts/build-binary failed:\n${out.stderr}${out.stdout}`);
   return path;
+}
+
+/**
+ * A job's binary built once for all tests of a file, on first use, into a temporary folder that
+ * is removed when the test process ends: `const binary = binaryOnce("statecast-csv")`, then
+ * `await binary()` in each test. `entry`: the job's main.ts (default this checkout's).
+ */
+export function binaryOnce(name: string, entry?: string): () => Promise<string> {
+  let built: Promise<string> | undefined;
+  return () =>
+    built ??= (async () => {
+      const dir = await mkdtemp(join(tmpdir(), `statecast-binary-${name}-`));
+      globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+      return await buildBinary(join(dir, name), entry);
+    })();
 }

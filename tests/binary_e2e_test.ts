@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTopic, type ReadbackMessage, readTopic } from "./_kafka_readback.ts";
-import { buildBinary, type Run, run } from "./_binary.ts";
+import { binaryOnce, type Run, run } from "./_binary.ts";
 
 const BROKERS = Deno.env.get("KAFKA_BOOTSTRAP_SERVERS") ?? "127.0.0.1:9092";
 const WAIT_MS = 20_000;
@@ -23,19 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const show = (m: ReadbackMessage) => `${m.key}=${m.value === null ? "null" : m.value}`;
 const row = (json: Record<string, string>) => JSON.stringify(json);
 
-let built: Promise<string> | undefined;
-let binDir: string | undefined;
-globalThis.addEventListener("unload", () => {
-  if (binDir !== undefined) Deno.removeSync(binDir, { recursive: true });
-});
-
-/** Builds the binary once for all tests of this file; returns its path. */
-function binary(): Promise<string> {
-  return built ??= (async () => {
-    binDir = await mkdtemp(join(tmpdir(), "statecast-binary-"));
-    return await buildBinary(join(binDir, "statecast-csv"));
-  })();
-}
+const binary = binaryOnce("statecast-csv");
 
 /** A working folder (data, state store) outside the repo and a fresh 3-partition topic. */
 async function job(name: string) {

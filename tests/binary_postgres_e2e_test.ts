@@ -7,26 +7,16 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DATABASE_URL, psql, rowVersions, tableContent, written } from "./_postgres.ts";
-import { buildBinary, type Run, run } from "./_binary.ts";
+import { binaryOnce, type Run, run } from "./_binary.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 /** `scripts/build-binary` supports linux x64 (glibc) only. */
 const SUPPORTED = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 
-let built: Promise<string> | undefined;
-let binDir: string | undefined;
-globalThis.addEventListener("unload", () => {
-  if (binDir !== undefined) Deno.removeSync(binDir, { recursive: true });
-});
-
-/** Builds the csv_to_postgres binary once for all tests of this file; returns its path. */
-function binary(): Promise<string> {
-  return built ??= (async () => {
-    binDir = await mkdtemp(join(tmpdir(), "statecast-binary-pg-"));
-    const entry = join(ROOT, "examples", "csv_to_postgres", "main.ts");
-    return await buildBinary(join(binDir, "csv-to-postgres"), entry);
-  })();
-}
+const binary = binaryOnce(
+  "csv-to-postgres",
+  join(ROOT, "examples", "csv_to_postgres", "main.ts"),
+);
 
 /** A working folder (data, state store) outside the repo and a fresh table name. */
 async function job(name: string) {
