@@ -168,9 +168,7 @@ export function connectOptionsFromEnv(
   oneOf("KAFKA_SASL_MECHANISM", mechanism, MECHANISMS);
   const caFile = get("KAFKA_SSL_CA");
   const ssl = get("KAFKA_SSL");
-  if (ssl !== undefined && !["true", "false"].includes(ssl)) {
-    throw new TypeError(`KAFKA_SSL must be true or false, got "${ssl}"`);
-  }
+  if (ssl !== undefined) oneOf("KAFKA_SSL", ssl, ["true", "false"]);
   if (ssl === "false" && caFile !== undefined) {
     throw new TypeError(
       "KAFKA_SSL=false turns TLS off, but KAFKA_SSL_CA is set: unset one of them",

@@ -48,4 +48,8 @@ Deno.test("connectOptionsFromEnv(): KAFKA_SSL=false with a SASL user is SASL wit
     () => kafka.connectOptionsFromEnv({ ...SCRAM, KAFKA_SSL: "false", KAFKA_SSL_CA: PEM }),
     /KAFKA_SSL=false turns TLS off, but KAFKA_SSL_CA is set/,
   );
+  assert.throws(
+    () => kafka.connectOptionsFromEnv({ KAFKA_SSL: "yes" }),
+    /^TypeError: KAFKA_SSL must be true or false, got "yes"$/,
+  );
 });
