@@ -68,7 +68,8 @@ export function releaseMemory(): void {
   }
   heapLimitBytes ??= heapLimitMb() * 1024 * 1024;
   if (collect === null || heapLimitBytes === 0) return;
-  if (v8.getHeapStatistics().total_heap_size > heapLimitBytes) collect();
+  const heap = v8.getHeapStatistics();
+  if (heap.total_heap_size + heap.external_memory > heapLimitBytes) collect();
 }
 
 /** Whether stderr is a terminal (for progress bars). */

@@ -1,26 +1,26 @@
 /**
- * The key index: which components declare a key, and the keys being retracted, in indexed store
- * tables, read for the keys a round touches, in batched queries, never loaded whole.
+ * The key index: which components declare a key, and the keys being retracted.
  *
- * - `statecast_key_index (tid, kh, cid)`: one row per target, key and declaring component, keyed
- *   by the key id's 53-bit hash ({@linkcode keyHash}) and small integer ids, so a row is about
- *   20 bytes whatever the key's length. A hit is a candidate: the component's own key list (its
- *   row in `statecast_declarations`) confirms it, so two keys sharing a hash cannot mix up.
+ * - {@linkcode KeyIndex}: per target, which components declare a key, keyed by the key id's 53-bit
+ *   hash ({@linkcode keyHash}) and small integer component ids, held in memory as sorted typed
+ *   arrays (12 bytes per key: 12 MB for 1M keys) plus the changes since they were last sorted. A
+ *   hit is a candidate: the component's own key list (its row in `statecast_declarations`)
+ *   confirms it, so two keys sharing a hash cannot mix up. On disk it is a few rows of
+ *   `statecast_key_runs`: the sorted arrays as blobs (the base), then one row per commit with
+ *   the entries it added and removed (a delta). Once the deltas hold as many entries as half the
+ *   base (and at least `compactRows`), a commit writes a new base instead, in the same
+ *   transaction.
+ *
+ *   It used to be a table of one row per key and component (schema 4 to 6): each chunk's commit
+ *   of random key hashes rewrote most of that B-tree, and the look-ups read it row by row. A
+ *   first publish of 1M rows spent 3.5 s of its 9 s there with a target that sends nothing; with
+ *   the index in memory it is gone from the profile.
  * - `statecast_retracting (tid, key, fp)`: keys nobody declares any more whose delete has not been
  *   sent yet, with the fingerprint of what the target still holds. The key id is stored as its
- *   JSON text, so the id of a non-UTF-8 key (a lone surrogate marker) survives the round trip. A round only records deletes
- *   while its chunks run and sends them at its end, so a key that moves to a file of a later
- *   chunk is an upsert (or nothing), never a tombstone followed by an upsert.
- *
- * - `statecast_key_index_recent`: the same rows, newly added. A key hash is random, so a chunk's
- *   new rows land on nearly every page of a large index, and each chunk's commit wrote the whole
- *   index to the WAL again (a first publish of 1M rows in chunks of 20,000: 50 times its 25 MB).
- *   New rows go to this small table instead, which {@linkcode mergeStatements} moves into the
- *   index, sorted, once it holds {@linkcode MERGE_ROWS}: each page of the index is written once
- *   per merge. Look-ups read both tables; a removal deletes from both.
- *
- * Lists travel as one JSON parameter per statement (`json_each`), so a lookup or an update of
- * 10,000 keys is one statement, not 10,000 parameters.
+ *   JSON text, so the id of a non-UTF-8 key (a lone surrogate marker) survives the round trip. A
+ *   round only records deletes while its chunks run and sends them at its end, so a key that
+ *   moves to a file of a later chunk is an upsert (or nothing), never a tombstone followed by an
+ *   upsert. Lists travel as one JSON parameter per statement (`json_each`).
  *
  * @module
  */
@@ -32,28 +32,30 @@ export interface Executor {
   execute(statement: InStatement): Promise<ResultSet>;
 }
 
-/** The table of newly added index rows (schema version 6). */
-export const RECENT_SCHEMA = `CREATE TABLE IF NOT EXISTS statecast_key_index_recent (
-    tid INTEGER NOT NULL, kh INTEGER NOT NULL, cid INTEGER NOT NULL,
-    PRIMARY KEY (tid, kh, cid)) WITHOUT ROWID`;
+/**
+ * The runs of the key index (schema version 7): per target, base segments (`base` 1: the sorted
+ * index, in `seq` order) and deltas (`base` 0: a commit's entries; a negative component id is a
+ * removal). `hashes` is a little-endian float64 array of key hashes, `cids` an int32 array.
+ */
+export const KEY_RUNS_SCHEMA = `CREATE TABLE IF NOT EXISTS statecast_key_runs (
+    tid INTEGER NOT NULL, seq INTEGER NOT NULL, base INTEGER NOT NULL,
+    hashes BLOB NOT NULL, cids BLOB NOT NULL,
+    PRIMARY KEY (tid, seq)) WITHOUT ROWID`;
+
+/** The tables of the key index before schema 7 (read once by the migration, then dropped). */
+export const LEGACY_INDEX_TABLES = ["statecast_key_index", "statecast_key_index_recent"];
 
 /**
- * Rows the recent table holds before they are merged into the index. A first publish of 1M rows
- * in 100 files into a target that sends nothing took 10.0 s with every row written straight
- * into the index (3.6 s of it system time), 7.9 s merging every 50,000 or 100,000 rows, 8.1 s
- * every 200,000 and 9.0 s every 500,000 (the recent table's own pages then add up). Larger
- * stores favour larger merges; 100,000 is the middle.
+ * Delta entries a target's index keeps at least before it is compacted into a new base. A first
+ * publish of 1M rows in 100 files (a target that sends nothing): see `compactRows` in the
+ * state store's options.
  */
-export const MERGE_ROWS = 100_000;
+export const COMPACT_ROWS = 100_000;
 
-/** The tables of the key index (schema version 4, and 6 for the recent rows). */
+/** The tables of the key index besides its runs (schema version 4). */
 export const KEY_INDEX_SCHEMA: ReadonlyArray<string> = [
   `CREATE TABLE IF NOT EXISTS statecast_targets (
     tid INTEGER PRIMARY KEY, app TEXT NOT NULL, target TEXT NOT NULL, UNIQUE (app, target))`,
-  `CREATE TABLE IF NOT EXISTS statecast_key_index (
-    tid INTEGER NOT NULL, kh INTEGER NOT NULL, cid INTEGER NOT NULL,
-    PRIMARY KEY (tid, kh, cid)) WITHOUT ROWID`,
-  RECENT_SCHEMA,
   `CREATE TABLE IF NOT EXISTS statecast_retracting (
     tid INTEGER NOT NULL, key TEXT NOT NULL, fp TEXT,
     PRIMARY KEY (tid, key)) WITHOUT ROWID`,
@@ -62,35 +64,305 @@ export const KEY_INDEX_SCHEMA: ReadonlyArray<string> = [
 /** Keys per statement: bounds one statement's JSON parameter and result. */
 const BATCH = 20_000;
 
-/**
- * The components other than `exclude` that declare a key whose hash is in `hashes`, as
- * `[hash, component id]` pairs (candidates: confirm with the component's key list).
- */
-export async function declarersOf(
-  db: Executor,
-  tid: number,
-  hashes: ReadonlyArray<number>,
-  exclude: ReadonlyArray<number>,
-): Promise<Array<[number, number]>> {
-  const found: Array<[number, number]> = [];
-  const excluded = JSON.stringify(exclude);
-  for (let i = 0; i < hashes.length; i += BATCH) {
-    const list = JSON.stringify(hashes.slice(i, i + BATCH));
-    const rs = await db.execute({
-      sql: `${declarersIn("statecast_key_index")} UNION ${
-        declarersIn("statecast_key_index_recent")
-      }`,
-      args: [list, tid, excluded, list, tid, excluded],
-    });
-    for (const row of rs.rows) found.push([Number(row[0]), Number(row[1])]);
-  }
-  return found;
+/** Entries per base segment row (768 KiB of blobs). */
+const SEGMENT = 65_536;
+
+/** One component's index rows to add and remove on one target. */
+export interface IndexUpdate {
+  tid: number;
+  cid: number;
+  add: ReadonlyArray<number>;
+  remove: ReadonlyArray<number>;
 }
 
-/** The look-up of one index table: hashes, tid and excluded components as parameters. */
-function declarersIn(table: string): string {
-  return `SELECT i.kh, i.cid FROM json_each(?) AS j CROSS JOIN ${table} AS i ` +
-    "ON i.tid = ? AND i.kh = j.value WHERE i.cid NOT IN (SELECT value FROM json_each(?))";
+/** Sorted entries: key hashes ascending, ties by component id; a negative id is a removal. */
+interface Run {
+  hashes: Float64Array;
+  cids: Int32Array;
+}
+
+/** One target's index in memory: the sorted base, and the deltas since, oldest first. */
+interface TargetIndex {
+  base: Run;
+  deltas: Run[];
+  /** Entries in the deltas (added and removed). */
+  deltaEntries: number;
+  /** The highest `seq` on disk (0: none), and how many rows: a cheap check that none changed. */
+  seq: number;
+  rows: number;
+}
+
+/**
+ * Deltas a target's index keeps at most: a look-up searches each of them. A first publish in
+ * chunks of 10,000 keys compacts about every 170,000.
+ */
+const MAX_DELTAS = 16;
+
+/**
+ * The key index of a store, loaded per target on first use and kept in step with the commits
+ * made through it. Another writer of the same target (only possible by taking the app's lock
+ * over) is noticed before every use: its rows changed `MAX(seq)` or their count, and the target
+ * is loaded again.
+ */
+export class KeyIndex {
+  readonly #db: Executor;
+  readonly #compactRows: number;
+  readonly #targets = new Map<number, TargetIndex>();
+
+  constructor(db: Executor, options: { compactRows?: number } = {}) {
+    this.#db = db;
+    this.#compactRows = Math.max(1, options.compactRows ?? COMPACT_ROWS);
+  }
+
+  /**
+   * The components other than `exclude` that declare a key whose hash is in `hashes`, as
+   * `[hash, component id]` pairs (candidates: confirm with the component's key list). The hashes
+   * are looked up in ascending order, so each run is walked forward rather than searched afresh.
+   */
+  async declarersOf(
+    tid: number,
+    hashes: ReadonlyArray<number>,
+    exclude: ReadonlyArray<number>,
+  ): Promise<Array<[number, number]>> {
+    const index = await this.#load(tid);
+    const runs = [index.base, ...index.deltas];
+    const at = new Array<number>(runs.length).fill(0);
+    const excluded = new Set(exclude);
+    const found: Array<[number, number]> = [];
+    const cids: number[] = [];
+    for (const h of Float64Array.from(hashes).sort()) {
+      cids.length = 0;
+      for (let r = 0; r < runs.length; r++) {
+        const run = runs[r]!;
+        let i = at[r] = seek(run.hashes, h, at[r]!);
+        for (; i < run.hashes.length && run.hashes[i] === h; i++) {
+          const cid = run.cids[i]!;
+          const known = cids.indexOf(Math.abs(cid));
+          if (cid > 0 && known < 0) cids.push(cid);
+          else if (cid < 0 && known >= 0) cids.splice(known, 1);
+        }
+      }
+      for (const cid of cids) if (!excluded.has(cid)) found.push([h, cid]);
+    }
+    return found;
+  }
+
+  /**
+   * The statements that write `updates` (per component, its removals before its additions),
+   * applied to the index in memory at once: the caller runs them in its commit and calls
+   * {@linkcode KeyIndex.forget} if that fails, so the index is read again from the store.
+   */
+  async update(updates: ReadonlyArray<IndexUpdate>): Promise<InStatement[]> {
+    const byTarget = new Map<number, IndexUpdate[]>();
+    for (const u of updates) {
+      if (u.add.length === 0 && u.remove.length === 0) continue;
+      const list = byTarget.get(u.tid);
+      if (list === undefined) byTarget.set(u.tid, [u]);
+      else list.push(u);
+    }
+    const statements: InStatement[] = [];
+    for (const [tid, list] of byTarget) {
+      const index = await this.#load(tid);
+      const delta = sortedRun(list);
+      index.deltas.push(delta);
+      index.deltaEntries += delta.hashes.length;
+      const threshold = Math.max(this.#compactRows, index.base.hashes.length / 2);
+      if (index.deltaEntries >= threshold || index.deltas.length > MAX_DELTAS) {
+        statements.push(...compact(tid, index));
+        continue;
+      }
+      statements.push({
+        sql: "INSERT INTO statecast_key_runs (tid, seq, base, hashes, cids) VALUES (?, ?, 0, ?, ?)",
+        args: [tid, ++index.seq, bytesOf(delta.hashes), bytesOf(delta.cids)],
+      });
+      index.rows++;
+    }
+    return statements;
+  }
+
+  /** Drops what is held in memory: the next use reads the index from the store again. */
+  forget(): void {
+    this.#targets.clear();
+  }
+
+  /** A target's index, read from the store unless what is held is still what the store has. */
+  async #load(tid: number): Promise<TargetIndex> {
+    const rs = await this.#db.execute({
+      sql: "SELECT MAX(seq), COUNT(*) FROM statecast_key_runs WHERE tid = ?",
+      args: [tid],
+    });
+    const seq = Number(rs.rows[0]?.[0] ?? 0);
+    const rows = Number(rs.rows[0]?.[1] ?? 0);
+    const held = this.#targets.get(tid);
+    if (held !== undefined && held.seq === seq && held.rows === rows) return held;
+    const index = await readIndex(this.#db, tid);
+    this.#targets.set(tid, index);
+    return index;
+  }
+}
+
+/** Reads a target's rows: the base segments joined, then the deltas in order. */
+async function readIndex(db: Executor, tid: number): Promise<TargetIndex> {
+  const rs = await db.execute({
+    sql: "SELECT seq, base, hashes, cids FROM statecast_key_runs WHERE tid = ? ORDER BY seq",
+    args: [tid],
+  });
+  const segments: Run[] = [];
+  const index: TargetIndex = {
+    base: { hashes: new Float64Array(0), cids: new Int32Array(0) },
+    deltas: [],
+    deltaEntries: 0,
+    seq: 0,
+    rows: rs.rows.length,
+  };
+  for (const row of rs.rows) {
+    index.seq = Number(row[0]);
+    const run = { hashes: new Float64Array(blob(row[2])), cids: new Int32Array(blob(row[3])) };
+    if (run.hashes.length !== run.cids.length) {
+      throw new TypeError(`key index row ${index.seq} of target ${tid} is corrupt`);
+    }
+    if (Number(row[1]) === 1 && index.deltas.length === 0) segments.push(run);
+    else {
+      index.deltas.push(run);
+      index.deltaEntries += run.hashes.length;
+    }
+  }
+  if (segments.length === 1) index.base = segments[0]!;
+  else if (segments.length > 1) {
+    let total = 0;
+    for (const s of segments) total += s.hashes.length;
+    index.base = { hashes: new Float64Array(total), cids: new Int32Array(total) };
+    total = 0;
+    for (const s of segments) {
+      index.base.hashes.set(s.hashes, total);
+      index.base.cids.set(s.cids, total);
+      total += s.hashes.length;
+    }
+  }
+  return index;
+}
+
+/**
+ * The entries of one commit for one target as a sorted run: removals as negative ids. Each
+ * component's removals and additions are sorted on their own (a typed array sorts natively), then
+ * merged pairwise; should an entry appear twice, the later one counts.
+ */
+function sortedRun(updates: ReadonlyArray<IndexUpdate>): Run {
+  let parts: Run[] = [];
+  for (const u of updates) {
+    for (const [list, cid] of [[u.remove, -u.cid], [u.add, u.cid]] as const) {
+      if (list.length === 0) continue;
+      const sorted = Float64Array.from(list).sort();
+      let n = 0;
+      for (let i = 0; i < sorted.length; i++) {
+        if (n === 0 || sorted[n - 1] !== sorted[i]) sorted[n++] = sorted[i]!;
+      }
+      parts.push({ hashes: sorted.subarray(0, n), cids: new Int32Array(n).fill(cid) });
+    }
+  }
+  while (parts.length > 1) {
+    const merged: Run[] = [];
+    for (let i = 0; i < parts.length; i += 2) {
+      const next = parts[i + 1];
+      merged.push(next === undefined ? parts[i]! : mergeRuns(parts[i]!, next, false));
+    }
+    parts = merged;
+  }
+  return parts[0] ?? { hashes: new Float64Array(0), cids: new Int32Array(0) };
+}
+
+/**
+ * `older` with `newer` laid over it, both sorted: an entry of `newer` replaces the same entry of
+ * `older`. With `dropRemovals` (the result is a base), removals are left out.
+ */
+function mergeRuns(older: Run, newer: Run, dropRemovals: boolean): Run {
+  const hashes = new Float64Array(older.hashes.length + newer.hashes.length);
+  const cids = new Int32Array(hashes.length);
+  let i = 0;
+  let j = 0;
+  let n = 0;
+  const put = (h: number, cid: number) => {
+    if (cid < 0 && dropRemovals) return;
+    hashes[n] = h;
+    cids[n++] = cid;
+  };
+  while (i < older.hashes.length || j < newer.hashes.length) {
+    const a = i < older.hashes.length ? older.hashes[i]! : Infinity;
+    const b = j < newer.hashes.length ? newer.hashes[j]! : Infinity;
+    const order = a - b || Math.abs(older.cids[i] ?? 0) - Math.abs(newer.cids[j] ?? 0);
+    if (order < 0) put(a, older.cids[i++]!);
+    else if (order > 0) put(b, newer.cids[j++]!);
+    else {
+      put(b, newer.cids[j++]!);
+      i++;
+    }
+  }
+  return { hashes: hashes.subarray(0, n), cids: cids.subarray(0, n) };
+}
+
+/**
+ * Folds the deltas into a new base, in memory and as the statements that replace the target's
+ * rows with it (base segments numbered on from the last `seq`, so a changed store is noticed).
+ */
+function compact(tid: number, index: TargetIndex): InStatement[] {
+  let delta = index.deltas[0]!;
+  for (const next of index.deltas.slice(1)) delta = mergeRuns(delta, next, false);
+  const base = mergeRuns(index.base, delta, true);
+  const statements: InStatement[] = [
+    { sql: "DELETE FROM statecast_key_runs WHERE tid = ?", args: [tid] },
+  ];
+  const n = base.hashes.length;
+  let rows = 0;
+  for (let at = 0; at < n || rows === 0; at += SEGMENT, rows++) {
+    const end = Math.min(n, at + SEGMENT);
+    statements.push({
+      sql: "INSERT INTO statecast_key_runs (tid, seq, base, hashes, cids) VALUES (?, ?, 1, ?, ?)",
+      args: [
+        tid,
+        ++index.seq,
+        bytesOf(base.hashes.subarray(at, end)),
+        bytesOf(base.cids.subarray(at, end)),
+      ],
+    });
+  }
+  index.base = base;
+  index.deltas = [];
+  index.deltaEntries = 0;
+  index.rows = rows;
+  return statements;
+}
+
+/**
+ * The first position at or after `from` in sorted `hashes` whose hash is not below `h`
+ * (`from` must not be past it): galloping forward, then a binary search.
+ */
+function seek(hashes: Float64Array, h: number, from: number): number {
+  const n = hashes.length;
+  if (from >= n || hashes[from]! >= h) return from;
+  let step = 1;
+  while (from + step < n && hashes[from + step]! < h) step *= 2;
+  let lo = from + (step >>> 1) + 1;
+  let hi = Math.min(n, from + step);
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (hashes[mid]! < h) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** A typed array's bytes (a blob argument; not a copy). */
+function bytesOf(array: Float64Array | Int32Array): Uint8Array {
+  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+}
+
+/** A blob column as an `ArrayBuffer` a typed array can view (aligned: a copy if need be). */
+function blob(value: unknown): ArrayBuffer {
+  if (value instanceof ArrayBuffer) return value;
+  if (value instanceof Uint8Array) {
+    return value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength) as ArrayBuffer;
+  }
+  throw new TypeError("key index row is not a blob");
 }
 
 /** Of `keys`, those being retracted on target `tid`, with the fingerprint the target holds. */
@@ -100,6 +372,12 @@ export async function retractingOf(
   keys: ReadonlyArray<string>,
 ): Promise<Map<string, Fingerprint | undefined>> {
   const found = new Map<string, Fingerprint | undefined>();
+  // Mostly there are none (a first publish asks about every key): one probe says so.
+  const any = await db.execute({
+    sql: "SELECT EXISTS (SELECT 1 FROM statecast_retracting WHERE tid = ?)",
+    args: [tid],
+  });
+  if (keys.length === 0 || Number(any.rows[0]?.[0] ?? 0) === 0) return found;
   for (let i = 0; i < keys.length; i += BATCH) {
     const rs = await db.execute({
       sql: "SELECT r.key, r.fp FROM json_each(?) AS j CROSS JOIN statecast_retracting AS r " +
@@ -138,66 +416,11 @@ export async function retractingCount(db: Executor, tid: number): Promise<number
   return Number(rs.rows[0]?.[0] ?? 0);
 }
 
-/** One component's index rows to add and remove on one target. */
-export interface IndexUpdate {
-  tid: number;
-  cid: number;
-  add: ReadonlyArray<number>;
-  remove: ReadonlyArray<number>;
-}
-
 /** One target's retracting rows to add (or replace) and remove. */
 export interface RetractUpdate {
   tid: number;
   add: ReadonlyArray<[string, Fingerprint | undefined]>;
   remove: ReadonlyArray<string>;
-}
-
-/**
- * The statements that apply `updates` to the key index: all components' rows together, as
- * `[tid, hash, cid]` triples, removals first.
- */
-export function indexStatements(updates: ReadonlyArray<IndexUpdate>): InStatement[] {
-  const remove: Array<[number, number, number]> = [];
-  const add: Array<[number, number, number]> = [];
-  for (const u of updates) {
-    for (const h of u.remove) remove.push([u.tid, h, u.cid]);
-    for (const h of u.add) add.push([u.tid, h, u.cid]);
-  }
-  const statements: InStatement[] = [];
-  for (let i = 0; i < remove.length; i += BATCH) {
-    const list = JSON.stringify(remove.slice(i, i + BATCH));
-    for (const table of ["statecast_key_index", "statecast_key_index_recent"]) {
-      statements.push({
-        sql: `DELETE FROM ${table} WHERE (tid, kh, cid) IN ` +
-          "(SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))",
-        args: [list],
-      });
-    }
-  }
-  for (let i = 0; i < add.length; i += BATCH) {
-    statements.push({
-      sql: "INSERT OR IGNORE INTO statecast_key_index_recent (tid, kh, cid) " +
-        "SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)",
-      args: [JSON.stringify(add.slice(i, i + BATCH))],
-    });
-  }
-  return statements;
-}
-
-/** How many index rows wait in the recent table. */
-export async function recentCount(db: Executor): Promise<number> {
-  const rs = await db.execute("SELECT COUNT(*) FROM statecast_key_index_recent");
-  return Number(rs.rows[0]?.[0] ?? 0);
-}
-
-/** The statements that move the recent rows into the index, in index order. */
-export function mergeStatements(): InStatement[] {
-  return [
-    "INSERT OR IGNORE INTO statecast_key_index (tid, kh, cid) " +
-    "SELECT tid, kh, cid FROM statecast_key_index_recent ORDER BY tid, kh, cid",
-    "DELETE FROM statecast_key_index_recent",
-  ];
 }
 
 /** The statements that apply `updates` to the retracting keys. */
@@ -230,8 +453,7 @@ export function retractStatements(updates: ReadonlyArray<RetractUpdate>): InStat
 export function forgetIndexStatements(app: string, target: string): InStatement[] {
   const tid = "(SELECT tid FROM statecast_targets WHERE app = ? AND target = ?)";
   return [
-    { sql: `DELETE FROM statecast_key_index WHERE tid = ${tid}`, args: [app, target] },
-    { sql: `DELETE FROM statecast_key_index_recent WHERE tid = ${tid}`, args: [app, target] },
+    { sql: `DELETE FROM statecast_key_runs WHERE tid = ${tid}`, args: [app, target] },
     { sql: `DELETE FROM statecast_retracting WHERE tid = ${tid}`, args: [app, target] },
   ];
 }

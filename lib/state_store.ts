@@ -25,15 +25,12 @@ import { type Client, createClient, type InStatement, type Transaction } from "@
 import { errorMessage, redactSecrets, StatecastError } from "./errors.ts";
 import { type Fingerprint, initFingerprints, keyHash } from "./fingerprint.ts";
 import {
-  declarersOf,
   forgetIndexStatements,
-  indexStatements,
   type IndexUpdate,
   KEY_INDEX_SCHEMA,
-  MERGE_ROWS,
-  mergeStatements,
-  RECENT_SCHEMA,
-  recentCount,
+  KEY_RUNS_SCHEMA,
+  KeyIndex,
+  LEGACY_INDEX_TABLES,
   retractingCount,
   retractingOf,
   retractingPage,
@@ -45,7 +42,7 @@ import type { ComponentRecord } from "./memo.ts";
 export type { ComponentRecord } from "./memo.ts";
 
 /** The schema this statecast writes. Bump it and add a migration when the layout changes. */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 /** Migrations: `MIGRATIONS[v]` takes a store from version v to v + 1. */
 const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
@@ -84,7 +81,13 @@ const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
       PRIMARY KEY (app, component)) WITHOUT ROWID`,
   ],
   // v6: new key index rows wait in a small table and are merged into the index in bulk.
-  [RECENT_SCHEMA],
+  [
+    `CREATE TABLE IF NOT EXISTS statecast_key_index_recent (
+      tid INTEGER NOT NULL, kh INTEGER NOT NULL, cid INTEGER NOT NULL,
+      PRIMARY KEY (tid, kh, cid)) WITHOUT ROWID`,
+  ],
+  // v7: the key index as sorted runs of blobs, held in memory (`migrateToKeyRuns`).
+  [KEY_RUNS_SCHEMA],
 ];
 
 /** A component's memo row and its id (the key index refers to components by id). */
@@ -164,10 +167,10 @@ export interface StateStoreOptions {
    */
   readOnly?: boolean;
   /**
-   * New key index rows kept in the recent table before they are merged into the index (see
-   * `key_index.ts`). Tests make it small, to merge often. @default MERGE_ROWS (100,000)
+   * Key index entries kept as deltas at least before they are compacted into a new base (see
+   * `key_index.ts`). Tests make it small, to compact often. @default COMPACT_ROWS (100,000)
    */
-  mergeRows?: number;
+  compactRows?: number;
   /**
    * Whether a `file:` store that does not exist is made. `false` (`status`): it reads as an empty
    * store, and no file or folder is made; an existing store is opened (and migrated) as usual.
@@ -201,14 +204,19 @@ export class StateStore implements AsyncDisposable {
   readonly url: string;
   /** The app and owner id of the lock this store holds: its writes check it is still held. */
   #lock: { app: string; owner: string } | undefined;
-  /** Rows in the recent key index table (an upper bound), once read. */
-  #recent: number | undefined;
-  #mergeRows = MERGE_ROWS;
+  /** The key index, held in memory once read. */
+  #index: KeyIndex;
   /** Whether the store was opened to be read only (a dry run): every write throws. */
   readonly readOnly: boolean;
 
-  private constructor(client: Client, url: string, readOnly: boolean) {
+  private constructor(
+    client: Client,
+    url: string,
+    readOnly: boolean,
+    options: { compactRows?: number } = {},
+  ) {
     this.#client = client;
+    this.#index = new KeyIndex(client, options);
     this.url = redactSecrets(url);
     this.readOnly = readOnly;
   }
@@ -243,8 +251,8 @@ export class StateStore implements AsyncDisposable {
         { cause },
       );
     }
-    const store = new StateStore(client, url, readOnly);
-    if (options.mergeRows !== undefined) store.#mergeRows = Math.max(1, options.mergeRows);
+    const compact = options.compactRows === undefined ? {} : { compactRows: options.compactRows };
+    const store = new StateStore(client, url, readOnly, compact);
     try {
       if (clientUrl.startsWith("file:")) {
         if (!readOnly) await client.execute("PRAGMA journal_mode=WAL");
@@ -309,6 +317,7 @@ export class StateStore implements AsyncDisposable {
     try {
       for (const sql of MIGRATIONS.slice(found).flat()) await tx.execute(sql);
       if (found < 4) await migrateToKeyIndex(tx);
+      if (found < 7) await migrateToKeyRuns(tx);
       await tx.execute({
         sql: "INSERT INTO statecast_meta (name, value) VALUES ('schema_version', ?) " +
           "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -417,13 +426,13 @@ export class StateStore implements AsyncDisposable {
     return found;
   }
 
-  /** See `declarersOf` in `key_index.ts`. */
+  /** See {@linkcode KeyIndex.declarersOf}. */
   declarersOf(
     tid: number,
     hashes: ReadonlyArray<number>,
     exclude: ReadonlyArray<number>,
   ): Promise<Array<[number, number]>> {
-    return declarersOf(this.#client, tid, hashes, exclude);
+    return this.#index.declarersOf(tid, hashes, exclude);
   }
 
   /** See `retractingOf` in `key_index.ts`. */
@@ -561,18 +570,26 @@ export class StateStore implements AsyncDisposable {
         args: [app, JSON.stringify(slice)],
       });
     }
-    statements.push(...indexStatements(commit.index ?? []));
     statements.push(...retractStatements(commit.retract ?? []));
-    // New index rows wait in the recent table until there are enough to merge in bulk.
-    this.#recent ??= await recentCount(this.#client);
-    let recent = this.#recent;
-    for (const update of commit.index ?? []) recent += update.add.length;
-    if (recent >= this.#mergeRows) {
-      statements.push(...mergeStatements());
-      recent = 0;
+    // The key index in memory takes the update now; if the commit fails, it is read again.
+    this.#writable();
+    statements.push(...await this.#index.update(commit.index ?? []));
+    await this.#indexWrite(app, statements, (commit.forgetTargets ?? []).length > 0);
+  }
+
+  /**
+   * {@linkcode StateStore.#write} of statements that change the key index: what it holds in
+   * memory is dropped (read again on next use) when the write fails, or when `forgets` (targets
+   * forgotten: a new target may get the same id).
+   */
+  async #indexWrite(app: string, statements: InStatement[], forgets: boolean): Promise<void> {
+    try {
+      await this.#write(app, statements);
+    } catch (error) {
+      this.#index.forget();
+      throw error;
     }
-    await this.#write(app, statements);
-    this.#recent = recent;
+    if (forgets) this.#index.forget();
   }
 
   /**
@@ -681,13 +698,13 @@ export class StateStore implements AsyncDisposable {
     for (const target of await this.knownTargets(app)) {
       statements.push(...forgetTargetStatements(app, target));
     }
-    await this.#write(app, [
+    await this.#indexWrite(app, [
       ...statements,
       { sql: "DELETE FROM statecast_components WHERE app = ?", args: [app] },
       { sql: "DELETE FROM statecast_declarations WHERE app = ?", args: [app] },
       { sql: "DELETE FROM statecast_in_doubt WHERE app = ?", args: [app] },
       { sql: "DELETE FROM statecast_failures WHERE app = ?", args: [app] },
-    ]);
+    ], true);
   }
 
   /** The failing and waiting files of `app`, by path. */
@@ -845,6 +862,11 @@ async function migrateToKeyIndex(tx: Transaction): Promise<void> {
   );
   for (const sql of KEY_INDEX_SCHEMA) await tx.execute(sql);
   await tx.execute(
+    `CREATE TABLE IF NOT EXISTS statecast_key_index (
+      tid INTEGER NOT NULL, kh INTEGER NOT NULL, cid INTEGER NOT NULL,
+      PRIMARY KEY (tid, kh, cid)) WITHOUT ROWID`,
+  );
+  await tx.execute(
     "INSERT OR IGNORE INTO statecast_targets (app, target) " +
       "SELECT DISTINCT app, target FROM statecast_declarations",
   );
@@ -863,14 +885,52 @@ async function migrateToKeyIndex(tx: Transaction): Promise<void> {
     for (const row of rs.rows) {
       const hashes = new Set<number>();
       for (const id of decodeKeys(String(row[3])).keys()) hashes.add(keyHash(id));
-      for (
-        const statement of indexStatements([
-          { tid: Number(row[5]), cid: Number(row[4]), add: [...hashes], remove: [] },
-        ])
-      ) await tx.execute(statement);
+      await tx.execute({
+        sql: "INSERT OR IGNORE INTO statecast_key_index (tid, kh, cid) " +
+          "SELECT ?, value, ? FROM json_each(?)",
+        args: [Number(row[5]), Number(row[4]), JSON.stringify([...hashes])],
+      });
       after = [row[0], row[1], row[2]];
     }
   }
+}
+
+/**
+ * Migration to schema 7: the key index rows of schema 4 to 6 (the index and its recent table),
+ * read in index order a segment at a time, become each target's base segments; the old tables
+ * are dropped.
+ */
+async function migrateToKeyRuns(tx: Transaction): Promise<void> {
+  const [index, recent] = LEGACY_INDEX_TABLES;
+  for (const table of LEGACY_INDEX_TABLES) {
+    await tx.execute(
+      `CREATE TABLE IF NOT EXISTS ${table} (tid INTEGER NOT NULL, kh INTEGER NOT NULL, ` +
+        "cid INTEGER NOT NULL, PRIMARY KEY (tid, kh, cid)) WITHOUT ROWID",
+    );
+  }
+  const both = `SELECT tid, kh, cid FROM ${index} UNION SELECT tid, kh, cid FROM ${recent}`;
+  const tids = await tx.execute(`SELECT DISTINCT tid FROM (${both}) ORDER BY tid`);
+  for (const row of tids.rows) {
+    const tid = Number(row[0]);
+    let after = [-1, -1];
+    for (let seq = 1;; seq++) {
+      const rs = await tx.execute({
+        sql: "SELECT json_group_array(json_array(kh, cid)) FROM (SELECT kh, cid FROM " +
+          `(${both}) WHERE tid = ? AND (kh, cid) > (?, ?) ORDER BY kh, cid LIMIT 65536)`,
+        args: [tid, after[0]!, after[1]!],
+      });
+      const pairs = JSON.parse(String(rs.rows[0]?.[0] ?? "[]")) as Array<[number, number]>;
+      if (pairs.length === 0) break;
+      const hashes = Float64Array.from(pairs, (p) => p[0]);
+      const cids = Int32Array.from(pairs, (p) => p[1]);
+      await tx.execute({
+        sql: "INSERT INTO statecast_key_runs (tid, seq, base, hashes, cids) VALUES (?, ?, 1, ?, ?)",
+        args: [tid, seq, new Uint8Array(hashes.buffer), new Uint8Array(cids.buffer)],
+      });
+      after = pairs[pairs.length - 1]!;
+    }
+  }
+  for (const table of LEGACY_INDEX_TABLES) await tx.execute(`DROP TABLE IF EXISTS ${table}`);
 }
 
 /** Rows written per statement, as one JSON parameter. */

@@ -121,7 +121,7 @@ async function sequence(seed: number): Promise<void> {
   const topic = new Topic();
   const fn = componentFn(topic);
   // Merges the key index's recent rows every few rows, so sequences cross many merges.
-  await using store = await StateStore.open(":memory:", { mergeRows: 3 });
+  await using store = await StateStore.open(":memory:", { compactRows: 3 });
   let clock = 1_000;
 
   const content = () => {

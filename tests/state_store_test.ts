@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
 import { SCHEMA_VERSION, StateStore } from "../lib/state_store.ts";
-import { MERGE_ROWS } from "../lib/key_index.ts";
 import { initFingerprints, keyHash } from "../lib/fingerprint.ts";
 
 await initFingerprints();
@@ -414,7 +413,7 @@ Deno.test("StateStore.open({ readOnly }) of an older schema says to run once wit
     client.close();
     await assert.rejects(
       StateStore.open(url, { readOnly: true }),
-      /schema version 4, older than this statecast \(6\), and a dry run changes nothing: run once without --dry-run/,
+      /schema version 4, older than this statecast \(7\), and a dry run changes nothing: run once without --dry-run/,
     );
   } finally {
     await rm(dir, { recursive: true });
@@ -428,96 +427,139 @@ async function declarers(store: StateStore, tid: number, keys: string[]) {
     .map(([h, cid]) => [byHash.get(h), cid]).sort();
 }
 
-/** Rows of the key index and of its recent table. */
-async function indexRows(url: string): Promise<[number, number]> {
+/** Rows of the key index: base segments and deltas. */
+async function indexRows(url: string): Promise<{ base: number; deltas: number }> {
   const client = createClient({ url });
   try {
-    const main = await client.execute("SELECT COUNT(*) FROM statecast_key_index");
-    const recent = await client.execute("SELECT COUNT(*) FROM statecast_key_index_recent");
-    return [Number(main.rows[0]![0]), Number(recent.rows[0]![0])];
+    const rs = await client.execute(
+      "SELECT COALESCE(SUM(base), 0), COUNT(*) - COALESCE(SUM(base), 0) FROM statecast_key_runs",
+    );
+    return { base: Number(rs.rows[0]![0]), deltas: Number(rs.rows[0]![1]) };
   } finally {
     client.close();
   }
 }
 
-Deno.test("StateStore key index: new rows wait in the recent table, are found there, removed from both, and merged in bulk", async () => {
+Deno.test("StateStore key index: a commit adds a delta row, found with the base; enough deltas are compacted; a reopened store finds the same", async () => {
   await initFingerprints();
   const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
   const url = `file:${join(dir, "state.db")}`;
   try {
+    let tid: number;
+    {
+      await using store = await StateStore.open(url, { compactRows: 1000 });
+      [tid] = (await store.targetIds("app", ["t"])).values() as unknown as [number];
+      const commit = (cid: number, add: string[], remove: string[] = []) =>
+        store.commit("app", {
+          components: new Map(),
+          declarations: [],
+          removed: [],
+          index: [{ tid, cid, add: add.map(keyHash), remove: remove.map(keyHash) }],
+        });
+      await commit(1, ["a", "b"]);
+      assert.deepEqual(await indexRows(url), { base: 0, deltas: 1 });
+      assert.deepEqual(await declarers(store, tid, ["a", "b", "c"]), [["a", 1], ["b", 1]]);
+      // Enough entries: the deltas become the base, in the same commit.
+      const many = Array.from({ length: 1000 }, (_, i) => `k${i}`);
+      await commit(2, many);
+      assert.deepEqual(await indexRows(url), { base: 1, deltas: 0 });
+      await commit(3, ["a"]); // a second declarer, in a delta, of a key in the base
+      assert.deepEqual(await declarers(store, tid, ["a", "b", "k7"]), [
+        ["a", 1],
+        ["a", 3],
+        ["b", 1],
+        ["k7", 2],
+      ]);
+      await commit(1, [], ["a", "b"]); // removed from the base by a delta
+      await commit(3, [], ["a"]); // removed from a delta by a later one
+      assert.deepEqual(await declarers(store, tid, ["a", "b", "k7"]), [["k7", 2]]);
+      assert.deepEqual(await indexRows(url), { base: 1, deltas: 3 });
+    }
+    // Read from disk: the base and the deltas replayed.
     await using store = await StateStore.open(url);
-    const [tid] = (await store.targetIds("app", ["t"])).values();
-    const commit = (cid: number, add: string[], remove: string[] = []) =>
-      store.commit("app", {
-        components: new Map(),
-        declarations: [],
-        removed: [],
-        index: [{ tid: tid!, cid, add: add.map(keyHash), remove: remove.map(keyHash) }],
-      });
-    await commit(1, ["a", "b"]);
-    assert.deepEqual(await indexRows(url), [0, 2], "new rows wait in the recent table");
-    assert.deepEqual(await declarers(store, tid!, ["a", "b", "c"]), [["a", 1], ["b", 1]]);
-    // Enough rows to merge: everything moves into the index, in one commit.
-    const many = Array.from({ length: MERGE_ROWS }, (_, i) => `k${i}`);
-    await commit(2, many);
-    assert.deepEqual(await indexRows(url), [MERGE_ROWS + 2, 0]);
-    await commit(3, ["a"]); // a second declarer, in the recent table, of a key in the index
-    assert.deepEqual(await declarers(store, tid!, ["a", "b", "k7"]), [
-      ["a", 1],
-      ["a", 3],
-      ["b", 1],
+    assert.deepEqual(await declarers(store, tid, ["a", "b", "k7", "k999"]), [
       ["k7", 2],
+      ["k999", 2],
     ]);
-    await commit(1, [], ["a", "b"]); // removed from the index
-    await commit(3, [], ["a"]); // removed from the recent table
-    assert.deepEqual(await declarers(store, tid!, ["a", "b", "k7"]), [["k7", 2]]);
-    assert.deepEqual(await indexRows(url), [MERGE_ROWS, 0]);
   } finally {
     await rm(dir, { recursive: true });
   }
 });
 
-Deno.test("StateStore.open() migrates a version 5 store: its index rows stay found, new ones go to the recent table", async () => {
+Deno.test("StateStore key index: a store written by another StateStore meanwhile is read again, not answered from memory", async () => {
+  await initFingerprints();
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  try {
+    await using one = await StateStore.open(url);
+    await using other = await StateStore.open(url);
+    const [tid] = (await one.targetIds("app", ["t"])).values();
+    const add = (store: StateStore, cid: number, keys: string[]) =>
+      store.commit("app", {
+        components: new Map(),
+        declarations: [],
+        removed: [],
+        index: [{ tid: tid!, cid, add: keys.map(keyHash), remove: [] }],
+      });
+    await add(one, 1, ["a"]);
+    assert.deepEqual(await declarers(other, tid!, ["a"]), [["a", 1]]);
+    await add(other, 2, ["a"]);
+    assert.deepEqual(await declarers(one, tid!, ["a"]), [["a", 1], ["a", 2]]);
+    await one.reset("app");
+    assert.deepEqual(await declarers(other, tid!, ["a"]), []);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+Deno.test("StateStore.open() migrates a version 6 store: the rows of its index and recent table become the base", async () => {
   await initFingerprints();
   const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
   const url = `file:${join(dir, "state.db")}`;
   try {
     await oldStore(url, 3);
     (await StateStore.open(url)).close();
+    // Back to version 6: the index rows in the table of version 4 and its recent table.
     const client = createClient({ url });
+    const tid = Number((await client.execute("SELECT tid FROM statecast_targets")).rows[0]![0]);
+    const row = (k: string, cid: number) => `(${tid}, ${keyHash(k)}, ${cid})`;
     await client.batch([
-      "INSERT OR IGNORE INTO statecast_key_index SELECT * FROM statecast_key_index_recent",
-      "DROP TABLE statecast_key_index_recent",
-      "UPDATE statecast_meta SET value = '5' WHERE name = 'schema_version'",
+      "DROP TABLE statecast_key_runs",
+      `CREATE TABLE statecast_key_index (tid INTEGER NOT NULL, kh INTEGER NOT NULL,
+        cid INTEGER NOT NULL, PRIMARY KEY (tid, kh, cid)) WITHOUT ROWID`,
+      `CREATE TABLE statecast_key_index_recent (tid INTEGER NOT NULL, kh INTEGER NOT NULL,
+        cid INTEGER NOT NULL, PRIMARY KEY (tid, kh, cid)) WITHOUT ROWID`,
+      `INSERT INTO statecast_key_index VALUES ${row("k", 1)}, ${row("shared", 1)}`,
+      `INSERT INTO statecast_key_index_recent VALUES ${row("shared", 2)}, ${row("n", 3)}`,
+      "UPDATE statecast_meta SET value = '6' WHERE name = 'schema_version'",
     ], "write");
     client.close();
     await using store = await StateStore.open(url);
-    const [tid] = (await store.targetIds("app", ["t"])).values();
-    assert.deepEqual(await declarers(store, tid!, ["k", "shared"]), [
+    assert.deepEqual(await declarers(store, tid, ["k", "shared", "n", "x"]), [
       ["k", 1],
+      ["n", 3],
       ["shared", 1],
       ["shared", 2],
     ]);
-    await store.commit("app", {
-      components: new Map(),
-      declarations: [],
-      removed: [],
-      index: [{ tid: tid!, cid: 3, add: [keyHash("n")], remove: [] }],
-    });
-    assert.deepEqual(await indexRows(url), [3, 1]);
-    assert.deepEqual(await declarers(store, tid!, ["n"]), [["n", 3]]);
+    assert.deepEqual(await indexRows(url), { base: 1, deltas: 0 });
+    const check = createClient({ url });
+    const left = await check.execute(
+      "SELECT name FROM sqlite_master WHERE name LIKE 'statecast_key_index%'",
+    );
+    check.close();
+    assert.deepEqual(left.rows, [], "the tables of version 6 are dropped");
   } finally {
     await rm(dir, { recursive: true });
   }
 });
 
-Deno.test("StateStore: closing a local store folds its WAL into the database (no WAL left the size of a merge)", async () => {
+Deno.test("StateStore: closing a local store folds its WAL into the database (no WAL left the size of a compaction)", async () => {
   await initFingerprints();
   const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
   const url = `file:${join(dir, "state.db")}`;
   try {
     {
-      await using store = await StateStore.open(url, { mergeRows: 10_000 });
+      await using store = await StateStore.open(url, { compactRows: 10_000 });
       const [tid] = (await store.targetIds("app", ["t"])).values();
       for (let c = 1; c <= 3; c++) {
         const add = Array.from({ length: 10_000 }, (_, i) => keyHash(`k${c}-${i}`));
@@ -529,11 +571,11 @@ Deno.test("StateStore: closing a local store folds its WAL into the database (no
         });
       }
       const wal = await Deno.stat(join(dir, "state.db-wal"));
-      assert.ok(wal.size > 100_000, `the WAL holds the merges while open (${wal.size} bytes)`);
+      assert.ok(wal.size > 100_000, `the WAL holds the compactions while open (${wal.size} bytes)`);
     }
     const wal = await Deno.stat(join(dir, "state.db-wal")).catch(() => undefined);
     assert.equal(wal?.size ?? 0, 0, "no WAL left after closing");
-    assert.deepEqual(await indexRows(url), [30_000, 0]);
+    assert.deepEqual(await indexRows(url), { base: 1, deltas: 0 });
   } finally {
     await rm(dir, { recursive: true });
   }
