@@ -39,6 +39,8 @@ export interface Lookup {
   /** Keys nobody declares whose delete is not sent yet, with what the target holds. */
   retracting: Map<string, Map<string, Fingerprint | undefined>>;
   touched: Map<string, Set<string>>;
+  /** The {@linkcode keyHash} of every touched key (the commit's index rows need them again). */
+  hashes: Map<string, number>;
 }
 
 /** One planned action, with a component of the chunk that touched its key (for isolation). */
@@ -76,6 +78,7 @@ export async function lookUp(
     otherKeys: new Map(),
     retracting: new Map(),
     touched: new Map(),
+    hashes: new Map(),
   };
   const known = [...chunk.ran.keys()].filter((c) => state.components.has(c));
   const exclude = known.map((c) => state.components.get(c)!.id);
@@ -94,7 +97,11 @@ export async function lookUp(
     if (chunk.doubts) { for (const id of state.inDoubt.get(target) ?? []) touched.add(id); }
     if (touched.size === 0) continue;
     const byHash = new Map<number, Several<string>>();
-    for (const id of touched) add(byHash, keyHash(id), id);
+    for (const id of touched) {
+      const h = keyHash(id);
+      add(byHash, h, id);
+      lookup.hashes.set(id, h);
+    }
     // Declarers outside the chunk: candidates by hash, confirmed by their own key lists.
     const candidates = new Map<string, number[]>();
     for (const [h, cid] of await store.declarersOf(tid, [...byHash.keys()], exclude)) {
@@ -119,17 +126,19 @@ export async function lookUp(
         }
       }
     }
-    // Keys with no committed declarer may be retracting: the target still holds them.
-    const declaredBefore = new Set(others.keys());
-    for (const keys of prev.values()) for (const id of keys.keys()) declaredBefore.add(id);
-    const orphaned = [...touched].filter((id) => !declaredBefore.has(id));
+    // Keys with no committed declarer may be retracting: the target still holds them. Mostly
+    // nothing is (a first publish asks about every key): one probe says so.
+    let retracting = new Map<string, Fingerprint | undefined>();
+    if (await store.isRetracting(tid)) {
+      const declaredBefore = new Set(others.keys());
+      for (const keys of prev.values()) for (const id of keys.keys()) declaredBefore.add(id);
+      const orphaned = [...touched].filter((id) => !declaredBefore.has(id));
+      if (orphaned.length > 0) retracting = await store.retractingOf(tid, orphaned);
+    }
     lookup.prev.set(target, prev);
     lookup.others.set(target, others);
     lookup.otherKeys.set(target, otherKeys);
-    lookup.retracting.set(
-      target,
-      orphaned.length === 0 ? new Map() : await store.retractingOf(tid, orphaned),
-    );
+    lookup.retracting.set(target, retracting);
     lookup.touched.set(target, touched);
   }
   return lookup;
@@ -169,18 +178,20 @@ export function planChunk(
       for (const id of declarations.get(target)?.keys() ?? []) add(hasBy, id, c);
     }
     for (const id of touched) {
-      const outside = others.get(id) ?? [];
-      const had = list(hadBy.get(id));
-      const has = list(hasBy.get(id));
-      const before = had.length === 0 ? outside : [...outside, ...had];
-      const after = has.length === 0 ? outside : [...outside, ...has];
-      const anchor = had[0] ?? has[0];
-      const previousOwner = ownerOf(before);
+      const outside = others.get(id) ?? NONE;
+      const had = hadBy.get(id);
+      const has = hasBy.get(id);
+      const anchor = firstIn(had) ?? firstIn(has);
+      // The owners before and after: the first of the declarers outside and in the chunk (no
+      // arrays joined: this runs once per key).
+      const previousOwner = firstOf(outside, had);
       const inRetract = previousOwner === undefined && retracting.has(id);
       const previous = previousOwner === undefined ? retracting.get(id) : fpOf(previousOwner, id);
       const mayBeMissing = inDoubt?.has(id) ?? false;
-      const owner = ownerOf(after);
-      if (after.length > 1) plan.conflicts.push([target, id, after, owner!]);
+      const owner = firstOf(outside, has);
+      if (outside.length + countOf(has) > 1) {
+        plan.conflicts.push([target, id, [...outside, ...list(has)], owner!]);
+      }
       let declared: Declared<DeclaredState> | undefined;
       /** The owner ran in this chunk to send its rows again: upsert whatever was published. */
       let again = false;
@@ -195,26 +206,27 @@ export function planChunk(
             // Its value is needed but only its fingerprint is known: it must run. The
             // components of the chunk that declared the key before hand it over. If it
             // cannot be read, the key waits, and they wait with it.
-            if (unreadable.has(owner) && had.length === 0) continue;
+            if (unreadable.has(owner) && had === undefined) continue;
             let givers = plan.needed.get(owner);
             if (givers === undefined) plan.needed.set(owner, givers = new Set());
-            for (const c of had) givers.add(c);
+            for (const c of list(had)) givers.add(c);
             continue;
           }
           declared = { state: { key: keyFromId(id) }, fingerprint: fp };
         }
       }
       const action = reconcile(declared, previous, { mayBeMissing: mayBeMissing || again });
-      const planned = { target, id, anchor };
       if (action?.kind === "delete") {
-        plan.deletes.push({ ...planned, fp: previous });
+        plan.deletes.push({ target, id, anchor, fp: previous });
         continue;
       }
-      if (inRetract) plan.unretract.push(planned);
+      if (inRetract) plan.unretract.push({ target, id, anchor });
       if (action === null) plan.noops++;
       else {
         plan.upserts.push({
-          ...planned,
+          target,
+          id,
+          anchor,
           change: { kind: "upsert", key: action.state.key, state: action.state },
         });
       }
@@ -249,6 +261,21 @@ export function add<K, T extends string>(map: Map<K, Several<T>>, key: K, value:
 }
 
 const NONE: readonly never[] = [];
+
+/** The owner of the declarers in `a` and `b` together ({@linkcode ownerOf} of both). */
+function firstOf(a: readonly string[], b: Several<string> | undefined): string | undefined {
+  const x = a.length === 0 ? undefined : a.length === 1 ? a[0] : ownerOf(a);
+  const y = typeof b === "object" ? ownerOf(b) : b;
+  return x === undefined ? y : y === undefined || x < y ? x : y;
+}
+
+function firstIn<T extends string>(found: Several<T> | undefined): T | undefined {
+  return typeof found === "object" ? found[0] : found;
+}
+
+function countOf<T extends string>(found: Several<T> | undefined): number {
+  return found === undefined ? 0 : typeof found === "string" ? 1 : found.length;
+}
 
 export function list<T extends string>(found: Several<T> | undefined): readonly T[] {
   return found === undefined ? NONE : typeof found === "string" ? [found] : found;

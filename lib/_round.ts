@@ -612,7 +612,7 @@ export class Round<I extends SourceItem> {
         const keys: KeyFingerprints = new Map();
         for (const [id, collected] of now ?? []) keys.set(id, collected.fingerprint);
         if (!gone || only !== undefined) commit.declarations.push({ target, component: c, keys });
-        commit.index!.push({ tid, cid, ...hashDiff(before, keys) });
+        commit.index!.push({ tid, cid, ...hashDiff(before, keys, lookup.hashes) });
       }
     }
     for (const [target, tid] of targets) {
@@ -736,11 +736,16 @@ function conflictMessage(target: string, id: string, declarers: string[], owner:
 function hashDiff(
   before: KeyFingerprints | undefined,
   now: Map<string, unknown>,
+  hashes: ReadonlyMap<string, number>,
 ): { add: number[]; remove: number[] } {
+  const hash = (id: string) => hashes.get(id) ?? keyHash(id);
+  if (before === undefined || before.size === 0) {
+    return { add: Array.from(now.keys(), hash), remove: [] }; // a hash twice: the index keeps one
+  }
   const was = new Set<number>();
-  for (const id of before?.keys() ?? []) was.add(keyHash(id));
+  for (const id of before.keys()) was.add(hash(id));
   const is = new Set<number>();
-  for (const id of now.keys()) is.add(keyHash(id));
+  for (const id of now.keys()) is.add(hash(id));
   return {
     add: [...is].filter((h) => !was.has(h)),
     remove: [...was].filter((h) => !is.has(h)),

@@ -372,12 +372,6 @@ export async function retractingOf(
   keys: ReadonlyArray<string>,
 ): Promise<Map<string, Fingerprint | undefined>> {
   const found = new Map<string, Fingerprint | undefined>();
-  // Mostly there are none (a first publish asks about every key): one probe says so.
-  const any = await db.execute({
-    sql: "SELECT EXISTS (SELECT 1 FROM statecast_retracting WHERE tid = ?)",
-    args: [tid],
-  });
-  if (keys.length === 0 || Number(any.rows[0]?.[0] ?? 0) === 0) return found;
   for (let i = 0; i < keys.length; i += BATCH) {
     const rs = await db.execute({
       sql: "SELECT r.key, r.fp FROM json_each(?) AS j CROSS JOIN statecast_retracting AS r " +
@@ -389,6 +383,15 @@ export async function retractingOf(
     }
   }
   return found;
+}
+
+/** Whether any key of target `tid` is being retracted. */
+export async function isRetracting(db: Executor, tid: number): Promise<boolean> {
+  const rs = await db.execute({
+    sql: "SELECT EXISTS (SELECT 1 FROM statecast_retracting WHERE tid = ?)",
+    args: [tid],
+  });
+  return Number(rs.rows[0]?.[0] ?? 0) === 1;
 }
 
 /** Up to `limit` keys being retracted on target `tid`, with the fingerprint the target holds. */

@@ -27,6 +27,7 @@ import { type Fingerprint, initFingerprints, keyHash } from "./fingerprint.ts";
 import {
   forgetIndexStatements,
   type IndexUpdate,
+  isRetracting,
   KEY_INDEX_SCHEMA,
   KEY_RUNS_SCHEMA,
   KeyIndex,
@@ -441,6 +442,11 @@ export class StateStore implements AsyncDisposable {
     keys: ReadonlyArray<string>,
   ): Promise<Map<string, Fingerprint | undefined>> {
     return retractingOf(this.#client, tid, keys);
+  }
+
+  /** See `isRetracting` in `key_index.ts`. */
+  isRetracting(tid: number): Promise<boolean> {
+    return isRetracting(this.#client, tid);
   }
 
   /** See `retractingPage` in `key_index.ts`. */
