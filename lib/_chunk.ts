@@ -38,7 +38,8 @@ export interface Lookup {
   otherKeys: Map<string, Map<string, KeyFingerprints>>;
   /** Keys nobody declares whose delete is not sent yet, with what the target holds. */
   retracting: Map<string, Map<string, Fingerprint | undefined>>;
-  touched: Map<string, Set<string>>;
+  /** Per target, the keys the chunk touches (one key list itself, when only one touches any). */
+  touched: Map<string, KeySet>;
   /** The {@linkcode keyHash} of every touched key (the commit's index rows need them again). */
   hashes: Map<string, number>;
 }
@@ -89,15 +90,17 @@ export async function lookUp(
     const prev = known.length === 0
       ? new Map<string, KeyFingerprints>()
       : await store.declarationsOf(app, target, known);
-    const touched = new Set<string>();
-    for (const keys of prev.values()) for (const id of keys.keys()) touched.add(id);
+    const lists: KeySet[] = [...prev.values()];
     for (const declarations of chunk.ran.values()) {
-      for (const id of declarations.get(target)?.keys() ?? []) touched.add(id);
+      const keys = declarations.get(target);
+      if (keys !== undefined && keys.size > 0) lists.push(keys);
     }
-    if (chunk.doubts) { for (const id of state.inDoubt.get(target) ?? []) touched.add(id); }
+    const doubts = chunk.doubts ? state.inDoubt.get(target) : undefined;
+    if (doubts !== undefined && doubts.size > 0) lists.push(doubts);
+    const touched = union(lists);
     if (touched.size === 0) continue;
     const byHash = new Map<number, Several<string>>();
-    for (const id of touched) {
+    for (const id of touched.keys()) {
       const h = keyHash(id);
       add(byHash, h, id);
       lookup.hashes.set(id, h);
@@ -132,7 +135,7 @@ export async function lookUp(
     if (await store.isRetracting(tid)) {
       const declaredBefore = new Set(others.keys());
       for (const keys of prev.values()) for (const id of keys.keys()) declaredBefore.add(id);
-      const orphaned = [...touched].filter((id) => !declaredBefore.has(id));
+      const orphaned = [...touched.keys()].filter((id) => !declaredBefore.has(id));
       if (orphaned.length > 0) retracting = await store.retractingOf(tid, orphaned);
     }
     lookup.prev.set(target, prev);
@@ -171,16 +174,12 @@ export function planChunk(
     const inDoubt = chunk.doubts ? state.inDoubt.get(target) : undefined;
     const fpOf = (c: string, id: string) => (prev.get(c) ?? otherKeys.get(c))?.get(id);
     // Who in the chunk declared each key before and declares it now: one pass per component.
-    const hadBy = new Map<string, Several<string>>();
-    const hasBy = new Map<string, Several<string>>();
-    for (const [c, declarations] of chunk.ran) {
-      for (const id of prev.get(c)?.keys() ?? []) add(hadBy, id, c);
-      for (const id of declarations.get(target)?.keys() ?? []) add(hasBy, id, c);
-    }
-    for (const id of touched) {
+    const hadBy = byKey(chunk, (c) => prev.get(c));
+    const hasBy = byKey(chunk, (c) => chunk.ran.get(c)!.get(target));
+    for (const id of touched.keys()) {
       const outside = others.get(id) ?? NONE;
-      const had = hadBy.get(id);
-      const has = hasBy.get(id);
+      const had = hadBy(id);
+      const has = hasBy(id);
       const anchor = firstIn(had) ?? firstIn(has);
       // The owners before and after: the first of the declarers outside and in the chunk (no
       // arrays joined: this runs once per key).
@@ -245,6 +244,35 @@ function tidOf(state: EngineState, target: string): number {
     );
   }
   return tid;
+}
+
+/** A set of key ids, or the keys of a map: what a chunk touches is often one file's key list. */
+type KeySet = ReadonlySet<string> | ReadonlyMap<string, unknown>;
+
+/** The keys of `lists` together: the one list itself when there is one (no copy). */
+function union(lists: KeySet[]): KeySet {
+  if (lists.length === 1) return lists[0]!;
+  const all = new Set<string>();
+  for (const keys of lists) for (const id of keys.keys()) all.add(id);
+  return all;
+}
+
+/**
+ * Which of the chunk's components have a key in the list `keysOf` gives them, per key: a map,
+ * or with one component in the chunk, a look-up in its list (no map per chunk).
+ */
+function byKey(
+  chunk: Chunk,
+  keysOf: (c: string) => KeySet | undefined,
+): (id: string) => Several<string> | undefined {
+  if (chunk.ran.size === 1) {
+    const [c] = chunk.ran.keys() as MapIterator<string>;
+    const keys = keysOf(c!);
+    return (id) => keys?.has(id) ? c : undefined;
+  }
+  const found = new Map<string, Several<string>>();
+  for (const c of chunk.ran.keys()) for (const id of keysOf(c)?.keys() ?? []) add(found, id, c);
+  return (id) => found.get(id);
 }
 
 /**
