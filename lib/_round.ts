@@ -477,7 +477,10 @@ export class Round<I extends SourceItem> {
     const marks = new Map<string, Set<string>>();
     for (const { target, id } of changes) {
       let keys = marks.get(target);
-      if (keys === undefined) marks.set(target, keys = new Set(this.#e.inDoubt.get(target)));
+      if (keys === undefined) {
+        const before = this.#e.inDoubt.get(target);
+        marks.set(target, keys = before === undefined ? new Set() : new Set(before));
+      }
       keys.add(id);
     }
     if (marks.size === 0) return;
@@ -623,9 +626,16 @@ export class Round<I extends SourceItem> {
       // The keys just acknowledged are no longer in doubt.
       const doubts = e.inDoubt.get(target);
       if (doubts === undefined || doubts.size === 0) continue;
-      const left = new Set(doubts);
-      for (const u of part.upserts) if (u.target === target) left.delete(u.id);
-      if (left.size !== doubts.size) commit.inDoubt!.set(target, [...left]);
+      let acked = 0;
+      for (const u of part.upserts) if (u.target === target && doubts.has(u.id)) acked++;
+      if (acked === 0) continue;
+      // Mostly every key in doubt was this chunk's, and all were acknowledged: no copy to make.
+      if (acked === doubts.size) commit.inDoubt!.set(target, []);
+      else {
+        const left = new Set(doubts);
+        for (const u of part.upserts) if (u.target === target) left.delete(u.id);
+        commit.inDoubt!.set(target, [...left]);
+      }
     }
     await e.store.commit(e.app, commit);
     // The store now holds the chunk; mirror it in memory.
