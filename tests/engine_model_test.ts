@@ -120,7 +120,7 @@ async function sequence(seed: number): Promise<void> {
   const log: string[] = [];
   const topic = new Topic();
   const fn = componentFn(topic);
-  // Merges the key index's recent rows every few rows, so sequences cross many merges.
+  // Compacts the key index every few entries, so sequences cross many compactions.
   await using store = await StateStore.open(":memory:", { compactRows: 3 });
   let clock = 1_000;
 
