@@ -266,10 +266,21 @@ export class CsvRow {
    * ```
    */
   toJsonText(): string {
-    const names = headerIndex(this.header).jsonNames;
+    const found = headerIndex(this.header);
+    const values = this.values;
+    const object = found.object;
+    if (object !== undefined) {
+      // One native call, one flat string: no concatenation per field (see HeaderIndex.object).
+      const names = this.header;
+      for (let i = 0; i < names.length; i++) object[names[i]!] = values[i]!;
+      const text = JSON.stringify(object);
+      for (let i = 0; i < names.length; i++) object[names[i]!] = ""; // keeps no row alive
+      return text;
+    }
+    const names = found.jsonNames;
     let text = "{";
     for (let i = 0; i < names.length; i++) {
-      text += (i === 0 ? "" : ",") + names[i] + JSON.stringify(this.values[i]);
+      text += (i === 0 ? "" : ",") + names[i] + JSON.stringify(values[i]);
     }
     return text + "}";
   }
@@ -292,12 +303,22 @@ interface HeaderIndex {
   index: Map<string, number>;
   /** `"name":` as JSON text, per position. */
   jsonNames: string[];
+  /**
+   * An object whose own keys are the header's names in header order, reused by every row's
+   * `toJsonText()` (values assigned, then `JSON.stringify`); undefined when an object would not
+   * keep that order (integer-like names, `__proto__`), so the text is built field by field.
+   */
+  object: Record<string, string> | undefined;
 }
 
 const headerIndexes = new WeakMap<readonly string[], HeaderIndex>();
+/** The last header looked up and its index: the rows of a file share one header array. */
+let lastHeader: readonly string[] | undefined;
+let lastIndex: HeaderIndex | undefined;
 
 /** The index of `header`, cached; a name given twice is a `RangeError`. */
 function headerIndex(header: readonly string[]): HeaderIndex {
+  if (header === lastHeader) return lastIndex!;
   let found = headerIndexes.get(header);
   if (found === undefined) {
     const index = new Map<string, number>();
@@ -306,10 +327,23 @@ function headerIndex(header: readonly string[]): HeaderIndex {
       if (index.has(name)) throw new RangeError(`The header names the field "${name}" twice`);
       index.set(name, i);
     }
-    found = { index, jsonNames: header.map((name) => `${JSON.stringify(name)}:`) };
+    const jsonNames = header.map((name) => `${JSON.stringify(name)}:`);
+    found = { index, jsonNames, object: orderedObject(header) };
     headerIndexes.set(header, found);
   }
+  lastHeader = header;
+  lastIndex = found;
   return found;
+}
+
+/** An object with the names of `header` as own keys in header order, or undefined if none can. */
+function orderedObject(header: readonly string[]): Record<string, string> | undefined {
+  const object: Record<string, string> = {};
+  for (const name of header) object[name] = "";
+  const keys = Object.keys(object);
+  if (keys.length !== header.length) return undefined; // `__proto__` is not an own key
+  for (let i = 0; i < keys.length; i++) if (keys[i] !== header[i]) return undefined;
+  return object;
 }
 
 /**

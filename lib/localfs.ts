@@ -166,8 +166,58 @@ export class FileItem implements SourceItem {
    * names, the values in header order, the line; `row.get(name)`, `row.toJsonText()`). A
    * malformed file throws a `StatecastError` naming the file and line.
    */
-  async *csvRows(options: CsvRowsOptions = {}): AsyncGenerator<CsvRow> {
-    yield* parseCsvRows(await this.text(), this.path, options);
+  csvRows(options: CsvRowsOptions = {}): AsyncGenerator<CsvRow> {
+    return new AsyncRows(() => this.text().then((text) => parseCsvRows(text, this.path, options)));
+  }
+}
+
+/**
+ * The rows of a parser, as an async generator whose `next()` is one resolved promise per row: an
+ * `async function*` doing `yield* rows` costs about three promises and microtask turns per row
+ * (~130 ms CPU per 1M rows here). The file is read at the first `next()`, as in a generator
+ * function; a parse error rejects that `next()` and ends the rows.
+ */
+class AsyncRows implements AsyncGenerator<CsvRow> {
+  readonly #open: () => Promise<Generator<CsvRow>>;
+  #opening: Promise<Generator<CsvRow>> | undefined;
+  #rows: Generator<CsvRow> | undefined;
+  #closed = false;
+
+  constructor(open: () => Promise<Generator<CsvRow>>) {
+    this.#open = open;
+  }
+
+  #started(): Promise<Generator<CsvRow>> {
+    return this.#opening ??= this.#open().then((rows) => this.#rows = rows);
+  }
+
+  next(): Promise<IteratorResult<CsvRow>> {
+    if (this.#closed) return Promise.resolve({ value: undefined, done: true });
+    if (this.#rows === undefined) return this.#started().then((rows) => rows.next());
+    try {
+      return Promise.resolve(this.#rows.next());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  return(value?: unknown): Promise<IteratorResult<CsvRow>> {
+    this.#closed = true;
+    this.#opening?.then((rows) => rows.return(undefined), () => {});
+    return Promise.resolve({ value: value as undefined, done: true });
+  }
+
+  throw(error: unknown): Promise<IteratorResult<CsvRow>> {
+    this.#closed = true;
+    return Promise.reject(error);
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<CsvRow> {
+    return this;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
   }
 }
 

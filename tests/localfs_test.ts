@@ -145,3 +145,45 @@ Deno.test("walkDir() follows a symbolic link to a file inside the root", async (
     await rm(root, { recursive: true });
   }
 });
+
+Deno.test("FileItem.csvRows() reads at the first next(), rejects a bad line once, and stops on break", async () => {
+  const root = await mkdtemp(join(tmpdir(), "statecast-localfs-"));
+  try {
+    await writeFile(join(root, "a.csv"), "id,v\n1,x\n2,y\n3,z\n");
+    await writeFile(join(root, "bad.csv"), 'id,v\n1,x\n2,"y\n');
+    const [a, bad] = await walkDir(root).scan();
+    const rows = a!.csvRows();
+    await rm(join(root, "a.csv")); // not read yet: csvRows() itself reads nothing
+    await assert.rejects(
+      rows.next(),
+      (e) => e instanceof StatecastError && /a\.csv/.test(e.message),
+    );
+
+    await writeFile(join(root, "a.csv"), "id,v\n1,x\n2,y\n3,z\n");
+    const [again] = await walkDir(root).scan();
+    const seen: string[] = [];
+    for await (const row of again!.csvRows()) {
+      seen.push(`${row.line}:${row.toJsonText()}`);
+      if (row.values[0] === "2") break;
+    }
+    assert.deepEqual(seen, ['2:{"id":"1","v":"x"}', '3:{"id":"2","v":"y"}']);
+    const all = again!.csvRows();
+    assert.equal(all[Symbol.asyncIterator](), all);
+    assert.deepEqual((await all.return(undefined)).done, true);
+    assert.deepEqual(await all.next(), { value: undefined, done: true }, "after return(): done");
+
+    const badRows = bad!.csvRows();
+    assert.equal((await badRows.next()).value?.line, 2);
+    await assert.rejects(
+      badRows.next(),
+      (e) => e instanceof StatecastError && e.path === "bad.csv" && e.line === 3,
+    );
+    assert.deepEqual(
+      await badRows.next(),
+      { value: undefined, done: true },
+      "after an error: done",
+    );
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});
