@@ -116,7 +116,12 @@ export interface TopicState {
 export interface TopicTargetOptions {
   /** The value sent when a key is deleted. @default a tombstone (null value) */
   deletionValue?: (key: Key) => string | Uint8Array;
-  /** Messages per `send()` call. @default 2000 */
+  /**
+   * Messages per `send()` call. 1000 measured cheaper than 2000 under Deno (bench/kafka_send.ts,
+   * 1M messages: @platformatic/kafka 3.7-4.1 CPU s against 4.0-4.5, 40 MB less peak RSS;
+   * kafkajs, whose grouping by partition is quadratic in a batch, 12-14 against 13.4-13.8).
+   * @default 1000
+   */
   batchSize?: number;
   /**
    * `send()` calls awaited at once: with more than one, the next batch is handed over while the
@@ -228,7 +233,7 @@ export class TopicTarget implements Target<TopicState> {
     changes: ReadonlyArray<Change<TopicState>>,
     onApplied?: (count: number) => void,
   ): Promise<void> {
-    const batchSize = this.#options.batchSize ?? 2000;
+    const batchSize = this.#options.batchSize ?? 1000;
     const inFlight = Math.max(1, this.#options.inFlight ?? this.#producer.inFlight ?? 1);
     const acks = this.#options.acks ?? -1;
     const pending: Array<Promise<number>> = [];
