@@ -23,6 +23,7 @@ import { initFingerprints } from "../lib/fingerprint.ts";
 import { connectProducer, type KafkaClientName } from "../lib/kafka_connect.ts";
 import { type KafkaProducer, type TopicState, TopicTarget } from "../lib/kafka_target.ts";
 import type { Change } from "../lib/target.ts";
+import { WorkerProducer } from "../lib/kafka_worker.ts";
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
 const BROKERS = (process.env.KAFKA_BOOTSTRAP_SERVERS ?? "127.0.0.1:9092").split(",");
@@ -38,6 +39,7 @@ const { values } = parseArgs({
     compression: { type: "string", default: "none" },
     verify: { type: "boolean", default: true },
     "no-verify": { type: "boolean", default: false },
+    worker: { type: "boolean", default: false },
   },
 });
 const count = Number(values.messages);
@@ -87,11 +89,9 @@ execFileSync("bash", [`${ROOT}scripts/kafka`, "topic", topic, "--partitions", "3
 });
 await initFingerprints();
 const client = values.client as KafkaClientName;
-const producer = await connectProducer({
-  brokers: BROKERS,
-  client,
-  compression: values.compression as "none",
-});
+const producer = values.worker
+  ? await WorkerProducer.connect({ brokers: BROKERS, compression: values.compression as "none" })
+  : await connectProducer({ brokers: BROKERS, client, compression: values.compression as "none" });
 const options = {
   ...(values["batch-size"] ? { batchSize: Number(values["batch-size"]) } : {}),
   ...(values["in-flight"] ? { inFlight: Number(values["in-flight"]) } : {}),
@@ -113,7 +113,9 @@ await producer.close();
 const sendWall = wall - makeMs / 1000, sendCpu = cpu - makeCpu;
 const runtime = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
 console.log(
-  `${runtime} ${client} ${values.compression} ${JSON.stringify(options)}: ${count} messages, ` +
+  `${runtime} ${client}${values.worker ? " (worker)" : ""} ${values.compression} ${
+    JSON.stringify(options)
+  }: ${count} messages, ` +
     `${wall.toFixed(2)} s wall, ${cpu.toFixed(2)} s CPU; send only ${
       sendWall.toFixed(2)
     } s wall, ` +
