@@ -5,7 +5,7 @@
  *
  * Measured (bench/kafka_send.ts --worker, Deno 2.9, 1M messages): the main thread's CPU for
  * sending fell from ~3.0 s to ~0.5 s (Bun: 3.3 s to 1.3 s), the process's total rose by about
- * 1 s. It is not the default: see the report of issue 9 for the end-to-end numbers.
+ * 1 s. `kafka.connectProducer()` uses it under Deno (see `defaultProducerThread()`).
  *
  * @module
  */

@@ -109,3 +109,25 @@ Deno.test("WorkerProducer.connect() fails when no broker listens, and leaves no 
     WorkerProducer.connect({ brokers: [`127.0.0.1:${port}`], connectTimeoutMs: 1000 }),
   );
 });
+
+Deno.test("kafka.connectProducer() runs platformatic on a worker under Deno unless producerThread is main", async () => {
+  const { connectProducer } = await import("../lib/kafka_connect.ts");
+  const { PlatformaticProducer } = await import("../lib/kafka_platformatic.ts");
+  const topic = `wrk-connect-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 3);
+  for (const producerThread of [undefined, "main"] as const) {
+    const producer = await connectProducer({
+      brokers: BROKERS,
+      client: "platformatic",
+      ...(producerThread ? { producerThread } : {}),
+    });
+    try {
+      const expected = producerThread === "main" ? PlatformaticProducer : WorkerProducer;
+      assert.ok(producer instanceof expected, `producerThread ${producerThread}`);
+      await producer.send({ topic, messages: [{ key: `k-${producerThread}`, value: "v" }] });
+    } finally {
+      await producer.close();
+    }
+  }
+  assert.deepEqual((await readTopic(topic)).map((m) => m.key).sort(), ["k-main", "k-undefined"]);
+});
