@@ -6,6 +6,7 @@
  *
  *   deno run -A bench/kafka_send.ts [--client kafkajs|platformatic] [--messages N]
  *     [--chunk 10000] [--batch-size N] [--in-flight N] [--compression none|lz4|...]
+ *     [--thread main|worker]   (platformatic: where the client runs; default: connectProducer's)
  *   node_modules/.bin/bun bench/kafka_send.ts ...
  *
  * Prints wall time, the process's CPU time (user + system, all threads), messages per second
@@ -23,7 +24,6 @@ import { initFingerprints } from "../lib/fingerprint.ts";
 import { connectProducer, type KafkaClientName } from "../lib/kafka_connect.ts";
 import { type KafkaProducer, type TopicState, TopicTarget } from "../lib/kafka_target.ts";
 import type { Change } from "../lib/target.ts";
-import { WorkerProducer } from "../lib/kafka_worker.ts";
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
 const BROKERS = (process.env.KAFKA_BOOTSTRAP_SERVERS ?? "127.0.0.1:9092").split(",");
@@ -39,7 +39,7 @@ const { values } = parseArgs({
     compression: { type: "string", default: "none" },
     verify: { type: "boolean", default: true },
     "no-verify": { type: "boolean", default: false },
-    worker: { type: "boolean", default: false },
+    thread: { type: "string" },
   },
 });
 const count = Number(values.messages);
@@ -89,9 +89,12 @@ execFileSync("bash", [`${ROOT}scripts/kafka`, "topic", topic, "--partitions", "3
 });
 await initFingerprints();
 const client = values.client as KafkaClientName;
-const producer = values.worker
-  ? await WorkerProducer.connect({ brokers: BROKERS, compression: values.compression as "none" })
-  : await connectProducer({ brokers: BROKERS, client, compression: values.compression as "none" });
+const producer = await connectProducer({
+  brokers: BROKERS,
+  client,
+  compression: values.compression as "none",
+  ...(values.thread ? { producerThread: values.thread as "main" | "worker" } : {}),
+});
 const options = {
   ...(values["batch-size"] ? { batchSize: Number(values["batch-size"]) } : {}),
   ...(values["in-flight"] ? { inFlight: Number(values["in-flight"]) } : {}),
@@ -113,7 +116,7 @@ await producer.close();
 const sendWall = wall - makeMs / 1000, sendCpu = cpu - makeCpu;
 const runtime = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
 console.log(
-  `${runtime} ${client}${values.worker ? " (worker)" : ""} ${values.compression} ${
+  `${runtime} ${client}${values.thread ? ` (${values.thread} thread)` : ""} ${values.compression} ${
     JSON.stringify(options)
   }: ${count} messages, ` +
     `${wall.toFixed(2)} s wall, ${cpu.toFixed(2)} s CPU; send only ${
