@@ -12,7 +12,6 @@ import {
   type PlatformaticProducerOptions,
 } from "./kafka_platformatic.ts";
 import type { ProducerMessage } from "./kafka_target.ts";
-import { releaseMemory } from "./_runtime.ts";
 
 /** A message as it crosses threads: bytes arrive as a plain Uint8Array. */
 type Posted = { id: number; topic: string; messages: ProducerMessage[] } | { close: true };
@@ -38,7 +37,6 @@ port.on("message", async (posted: Posted) => {
     }
     await producer!.send({ topic: posted.topic, messages: posted.messages });
     port.postMessage({ id: posted.id });
-    releaseMemory(); // this thread's heap, bounded as the main thread's is between chunks
   } catch (error) {
     port.postMessage({ id: posted.id, error: described(error) });
   }

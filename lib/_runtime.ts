@@ -73,10 +73,10 @@ export function releaseMemory(): void {
 
 /**
  * Where the `@platformatic/kafka` producer runs by default: on a worker thread under Deno, where
- * that measured faster and cheaper end to end (first publish of 1M rows in 100 files, 2 cores:
- * 17.7-18.5 s wall and 19.5-20 CPU s against 23-28 s and 27-28.5 CPU s on the main thread, peak
- * RSS 245 MB against 172 MB), on the main thread under Bun, where the worker was slower (31.8 s
- * against 17.4 s) and where the single binary is built.
+ * that measured faster and cheaper end to end (first publish of 1M rows in 100 files, 2 cores
+ * shared with the broker: 16.8-18.6 s wall and 16.6-17.2 CPU s against 24.8-25.4 s and 27 CPU s
+ * on the main thread; peak RSS 273-287 MB against 181 MB), on the main thread under Bun, where
+ * the worker was slower (31.8 s against 17.4 s) and where the single binary is built.
  */
 export function defaultProducerThread(): "main" | "worker" {
   return typeof Deno !== "undefined" ? "worker" : "main";

@@ -57,6 +57,10 @@ export class WorkerProducer implements KafkaProducer, AsyncDisposable {
   static async connect(options: PlatformaticProducerOptions): Promise<WorkerProducer> {
     const worker = new Worker(new URL("./_kafka_worker.ts", import.meta.url), {
       workerData: options,
+      // A small young generation bounds the thread's memory: its garbage is short-lived. Measured
+      // (1M messages): peak RSS 255 MB at 8 MB, 283 MB at 48, 317 MB unbounded, for 5.7, 5.3 and
+      // 5.1 CPU s; a full collection every 10,000 messages instead cost 7.8-9.9 CPU s.
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
     });
     try {
       await new Promise<void>((resolve, reject) => {
