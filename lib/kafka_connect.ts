@@ -11,6 +11,7 @@ import process from "node:process";
 import type { KafkaProducer } from "./kafka_target.ts";
 import { parseBrokers } from "./kafka_target.ts";
 import { errorMessage } from "./errors.ts";
+import { defaultProducerThread } from "./_runtime.ts";
 
 /**
  * The Kafka clients statecast ships adapters for (`KAFKA_CLIENT`).
@@ -81,6 +82,12 @@ export interface ConnectOptions {
   sasl?: { mechanism: SaslMechanism; username: string; password: string };
   /** TLS: `true` trusts the system's CAs, `{ ca }` (PEM text) a private CA as well. */
   tls?: boolean | { ca: string };
+  /**
+   * Where the platformatic client runs: on a worker thread (`lib/kafka_worker.ts`), off the
+   * thread that parses and hashes rows, or on the main thread. @default "worker" under Deno,
+   * "main" under Bun (measured: see `defaultProducerThread()` in `lib/_runtime.ts`)
+   */
+  producerThread?: "main" | "worker";
 }
 
 /**
@@ -271,11 +278,17 @@ async function kafkajs(options: ConnectOptions): Promise<ConnectedProducer> {
   };
 }
 
-/** @platformatic/kafka: maintained, lz4/zstd, two sends in flight (lib/kafka_platformatic.ts). */
+/**
+ * @platformatic/kafka: maintained, lz4/zstd, two sends in flight (lib/kafka_platformatic.ts), on
+ * a worker thread under Deno (lib/kafka_worker.ts).
+ */
 async function platformatic(options: ConnectOptions): Promise<ConnectedProducer> {
-  const { connectPlatformaticProducer } = await import("./kafka_platformatic.ts");
+  const onWorker = (options.producerThread ?? defaultProducerThread()) === "worker";
+  const connect = onWorker
+    ? (await import("./kafka_worker.ts")).WorkerProducer.connect
+    : (await import("./kafka_platformatic.ts")).connectPlatformaticProducer;
   const sasl = options.sasl;
-  return await connectPlatformaticProducer({
+  return await connect({
     brokers: options.brokers,
     compression: options.compression ?? "none",
     ...(options.tls ? { tls: options.tls } : {}),

@@ -136,24 +136,46 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
         throw kafkaError(error);
       });
     }
-    const messages = record.messages.map((m): MessageToProduce<Bytes, Bytes, string, Bytes> => {
+    const messages = this.#encode(topic, record.messages);
+    const sending = this.#producer.send({ messages });
+    return await within(this.#options.sendTimeoutMs ?? 60_000, `sending to "${topic}"`, sending)
+      .catch((error) => {
+        throw kafkaError(error);
+      });
+  }
+
+  /**
+   * The client's messages, with headers as a Map made once per headers object: the target hands
+   * the same one to the messages that share it, and the client would copy an object into a new
+   * Map per message. (Keys and values written into one Buffer per send instead of a Buffer each
+   * measured no faster under Deno: bench/kafka_send.ts, --cpu-prof.)
+   */
+  #encode(
+    topic: string,
+    messages: ProducerMessage[],
+  ): Array<MessageToProduce<Bytes, Bytes, string, Bytes>> {
+    const out = new Array<MessageToProduce<Bytes, Bytes, string, Bytes>>(messages.length);
+    let lastHeaders: ProducerMessage["headers"], lastMap: Map<string, Bytes> | undefined;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
       const message: MessageToProduce<Bytes, Bytes, string, Bytes> = {
         topic,
         key: serialize(m.key),
         value: serialize(m.value),
       };
       if (m.headers !== undefined) {
-        const headers: Record<string, Bytes> = {};
-        for (const name in m.headers) headers[name] = this.#headerValue(name, m.headers[name]!);
-        message.headers = headers;
+        if (m.headers !== lastHeaders) {
+          lastMap = new Map();
+          for (const name in m.headers) {
+            lastMap.set(name, this.#headerValue(name, m.headers[name]!));
+          }
+          lastHeaders = m.headers;
+        }
+        message.headers = lastMap!;
       }
-      return message;
-    });
-    const sending = this.#producer.send({ messages });
-    return await within(this.#options.sendTimeoutMs ?? 60_000, `sending to "${topic}"`, sending)
-      .catch((error) => {
-        throw kafkaError(error);
-      });
+      out[i] = message;
+    }
+    return out;
   }
 
   /**

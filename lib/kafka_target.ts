@@ -116,7 +116,12 @@ export interface TopicState {
 export interface TopicTargetOptions {
   /** The value sent when a key is deleted. @default a tombstone (null value) */
   deletionValue?: (key: Key) => string | Uint8Array;
-  /** Messages per `send()` call. @default 2000 */
+  /**
+   * Messages per `send()` call. 1000 measured cheaper than 2000 under Deno (bench/kafka_send.ts,
+   * 1M messages: @platformatic/kafka 3.7-4.1 CPU s against 4.0-4.5, 40 MB less peak RSS;
+   * kafkajs, whose grouping by partition is quadratic in a batch, 12-14 against 13.4-13.8).
+   * @default 1000
+   */
   batchSize?: number;
   /**
    * `send()` calls awaited at once: with more than one, the next batch is handed over while the
@@ -228,7 +233,7 @@ export class TopicTarget implements Target<TopicState> {
     changes: ReadonlyArray<Change<TopicState>>,
     onApplied?: (count: number) => void,
   ): Promise<void> {
-    const batchSize = this.#options.batchSize ?? 2000;
+    const batchSize = this.#options.batchSize ?? 1000;
     const inFlight = Math.max(1, this.#options.inFlight ?? this.#producer.inFlight ?? 1);
     const acks = this.#options.acks ?? -1;
     const pending: Array<Promise<number>> = [];
@@ -240,7 +245,11 @@ export class TopicTarget implements Target<TopicState> {
     };
     try {
       for (let start = 0; start < changes.length; start += batchSize) {
-        const messages = changes.slice(start, start + batchSize).map((c) => this.#message(c));
+        const messages = this.#messages(
+          changes,
+          start,
+          Math.min(changes.length, start + batchSize),
+        );
         const send = this.#producer.send({ topic: this.topic, messages, acks });
         const acked = send.then(() => messages.length);
         acked.catch(() => {}); // awaited below, in order; a later batch may fail first
@@ -254,22 +263,53 @@ export class TopicTarget implements Target<TopicState> {
     }
   }
 
-  #message(change: Change<TopicState>): ProducerMessage {
-    if (change.kind === "delete") {
-      const value = this.#options.deletionValue?.(change.key);
-      return { key: toWire(change.key), value: value === undefined ? null : toWire(value) };
+  /**
+   * The messages of `changes[start..end)`. Messages whose state has the same `headers` and
+   * `metaHeaders` objects (main.ts gives one file's rows one `metaHeaders`) share one headers
+   * object: one per message was garbage at once (the clients only read it).
+   */
+  #messages(
+    changes: ReadonlyArray<Change<TopicState>>,
+    start: number,
+    end: number,
+  ): ProducerMessage[] {
+    const messages = new Array<ProducerMessage>(end - start);
+    let headers: TopicState["headers"], metaHeaders: TopicState["metaHeaders"];
+    let wire: Record<string, Buffer | string> | undefined;
+    for (let i = start; i < end; i++) {
+      const change = changes[i]!;
+      if (change.kind === "delete") {
+        const value = this.#options.deletionValue?.(change.key);
+        messages[i - start] = {
+          key: toWire(change.key),
+          value: value === undefined ? null : toWire(value),
+        };
+        continue;
+      }
+      const state = change.state;
+      const message: ProducerMessage = { key: toWire(state.key), value: toWire(state.value) };
+      if (state.headers !== undefined || state.metaHeaders !== undefined) {
+        if (wire === undefined || state.headers !== headers || state.metaHeaders !== metaHeaders) {
+          ({ headers, metaHeaders } = state);
+          wire = wireHeaders(headers, metaHeaders);
+        }
+        message.headers = wire;
+      }
+      messages[i - start] = message;
     }
-    const { key, value, headers, metaHeaders } = change.state;
-    const message: ProducerMessage = { key: toWire(key), value: toWire(value) };
-    if (headers !== undefined || metaHeaders !== undefined) {
-      // A loop, not spreads and entries: this runs once per message.
-      const wire: Record<string, Buffer | string> = {};
-      for (const name in headers) wire[name] = toWire(headers[name]!);
-      for (const name in metaHeaders) wire[name] = toWire(metaHeaders[name]!);
-      message.headers = wire;
-    }
-    return message;
+    return messages;
   }
+}
+
+/** `headers` then `metaHeaders` as the producer takes them (strings stay strings). */
+function wireHeaders(
+  headers: TopicState["headers"],
+  metaHeaders: TopicState["metaHeaders"],
+): Record<string, Buffer | string> {
+  const wire: Record<string, Buffer | string> = {};
+  for (const name in headers) wire[name] = toWire(headers[name]!);
+  for (const name in metaHeaders) wire[name] = toWire(metaHeaders[name]!);
+  return wire;
 }
 
 /** The Kafka error name in a kafkajs error chain (`UNKNOWN_TOPIC_OR_PARTITION`...). */

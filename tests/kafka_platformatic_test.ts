@@ -68,6 +68,33 @@ Deno.test("PlatformaticProducer.send() keeps every message's own header values w
   });
 });
 
+Deno.test("PlatformaticProducer.send() sends each message its own headers when shared objects alternate", async () => {
+  const topic = `plt-shared-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 3);
+  await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+  // The target hands one headers object to the messages that share it; the adapter makes the
+  // client's headers once per object and must start over whenever the object changes.
+  const a = { "statecast-source": "a.csv" }, b = { "statecast-source": "b.csv", x: "y" };
+  await producer.send({
+    topic,
+    messages: [
+      { key: "1", value: "1", headers: a },
+      { key: "2", value: "2", headers: a },
+      { key: "3", value: "3", headers: b },
+      { key: "4", value: "4" },
+      { key: "5", value: "5", headers: a },
+    ],
+  });
+  const headers = Object.fromEntries((await readTopic(topic)).map((m) => [m.key, m.headers]));
+  assert.deepEqual(headers, {
+    1: { "statecast-source": "a.csv" },
+    2: { "statecast-source": "a.csv" },
+    3: { "statecast-source": "b.csv", x: "y" },
+    4: {},
+    5: { "statecast-source": "a.csv" },
+  });
+});
+
 Deno.test("connectPlatformaticProducer() puts 300 keys on the partitions librdkafka's murmur2 picks", async () => {
   const topic = `plt-murmur-${crypto.randomUUID().slice(0, 8)}`;
   const reference = `${topic}-kcat`;

@@ -114,6 +114,41 @@ Deno.test("TopicTarget.fingerprint() ignores metaHeaders; apply() sends them wit
   assert.deepEqual([...(m2!.headers!.line as Buffer)], [55]);
 });
 
+Deno.test("TopicTarget.apply() gives each message its own state's headers when shared objects alternate", async () => {
+  const producer = new FakeProducer();
+  const target = new TopicTarget(KEY, producer, "rows");
+  // main.ts hands one file's rows the same metaHeaders object; the target shares the headers it
+  // sends while the objects repeat, and must start over whenever either of them changes.
+  const a = { "statecast-source": "a.csv" }, b = { "statecast-source": "b.csv" };
+  const h = { h: "1" };
+  const up = (key: string, state: object) => ({
+    kind: "upsert" as const,
+    key,
+    state: { key, value: key, ...state },
+  });
+  await target.apply([
+    up("1", { metaHeaders: a }),
+    up("2", { metaHeaders: a }),
+    up("3", { metaHeaders: b }),
+    up("4", { headers: h, metaHeaders: b }),
+    up("5", {}),
+    { kind: "delete", key: "6" },
+    up("7", { metaHeaders: a }),
+    up("8", { headers: h }),
+  ]);
+  assert.deepEqual(producer.sent[0]!.messages.map((m) => [m.key, m.headers]), [
+    ["1", { "statecast-source": "a.csv" }],
+    ["2", { "statecast-source": "a.csv" }],
+    ["3", { "statecast-source": "b.csv" }],
+    ["4", { h: "1", "statecast-source": "b.csv" }],
+    ["5", undefined],
+    ["6", undefined],
+    ["7", { "statecast-source": "a.csv" }],
+    ["8", { h: "1" }],
+  ]);
+  assert.ok(!("headers" in producer.sent[0]!.messages[4]!), "no headers field without headers");
+});
+
 Deno.test("TopicTarget.declareTargetState() refuses a header named in both headers and metaHeaders", () => {
   const target = new TopicTarget(KEY, new FakeProducer(), "rows");
   assert.throws(
