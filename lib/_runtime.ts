@@ -72,17 +72,6 @@ export function releaseMemory(): void {
   if (heap.total_heap_size + heap.external_memory > heapLimitBytes) collect();
 }
 
-/**
- * Where the `@platformatic/kafka` producer runs by default: on a worker thread under Deno, where
- * that measured faster and cheaper end to end (first publish of 1M rows in 100 files, 2 cores
- * shared with the broker: 16.8-18.6 s wall and 16.6-17.2 CPU s against 24.8-25.4 s and 27 CPU s
- * on the main thread; peak RSS 273-287 MB against 181 MB), on the main thread under Bun, where
- * the worker was slower (31.8 s against 17.4 s) and where the single binary is built.
- */
-export function defaultProducerThread(): "main" | "worker" {
-  return typeof Deno !== "undefined" ? "worker" : "main";
-}
-
 /** Whether stderr is a terminal (for progress bars). */
 export function stderrIsTerminal(): boolean {
   return process.stderr.isTTY === true;

@@ -5,7 +5,8 @@
  *
  * Measured (bench/kafka_send.ts --worker, Deno 2.9, 1M messages): the main thread's CPU for
  * sending fell from ~3.0 s to ~0.5 s (Bun: 3.3 s to 1.3 s), the process's total rose by about
- * 1 s. `kafka.connectProducer()` uses it under Deno (see `defaultProducerThread()`).
+ * 1 s. `kafka.connectProducer()` uses it with `producerThread: "worker"`
+ * (`KAFKA_PRODUCER_THREAD=worker`); see `ConnectOptions.producerThread` for when it pays.
  *
  * @module
  */

@@ -110,24 +110,31 @@ Deno.test("WorkerProducer.connect() fails when no broker listens, and leaves no 
   );
 });
 
-Deno.test("kafka.connectProducer() runs platformatic on a worker under Deno unless producerThread is main", async () => {
-  const { connectProducer } = await import("../lib/kafka_connect.ts");
+Deno.test("kafka.connectProducer() runs platformatic on the main thread unless KAFKA_PRODUCER_THREAD is worker", async () => {
+  const { connectProducer, connectOptionsFromEnv } = await import("../lib/kafka_connect.ts");
   const { PlatformaticProducer } = await import("../lib/kafka_platformatic.ts");
   const topic = `wrk-connect-${crypto.randomUUID().slice(0, 8)}`;
   await createTopic(topic, 3);
-  for (const producerThread of [undefined, "main"] as const) {
-    const producer = await connectProducer({
-      brokers: BROKERS,
-      client: "platformatic",
-      ...(producerThread ? { producerThread } : {}),
-    });
+  for (const thread of [undefined, "main", "worker"] as const) {
+    const producer = await connectProducer(connectOptionsFromEnv({
+      KAFKA_BOOTSTRAP_SERVERS: BROKERS.join(","),
+      KAFKA_CLIENT: "platformatic",
+      KAFKA_PRODUCER_THREAD: thread,
+    }));
     try {
-      const expected = producerThread === "main" ? PlatformaticProducer : WorkerProducer;
-      assert.ok(producer instanceof expected, `producerThread ${producerThread}`);
-      await producer.send({ topic, messages: [{ key: `k-${producerThread}`, value: "v" }] });
+      const expected = thread === "worker" ? WorkerProducer : PlatformaticProducer;
+      assert.ok(producer instanceof expected, `KAFKA_PRODUCER_THREAD=${thread}`);
+      await producer.send({ topic, messages: [{ key: `k-${thread}`, value: "v" }] });
     } finally {
       await producer.close();
     }
   }
-  assert.deepEqual((await readTopic(topic)).map((m) => m.key).sort(), ["k-main", "k-undefined"]);
+  assert.deepEqual(
+    (await readTopic(topic)).map((m) => m.key).sort(),
+    ["k-main", "k-undefined", "k-worker"],
+  );
+  assert.throws(
+    () => connectOptionsFromEnv({ KAFKA_PRODUCER_THREAD: "both" }),
+    /KAFKA_PRODUCER_THREAD must be main or worker, got "both"/,
+  );
 });
