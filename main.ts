@@ -21,7 +21,8 @@ const app = new App({
 });
 
 app.lifespan(async (ctx) => {
-  // kafkajs by default; brokers, SASL, TLS, client and compression from the KAFKA_* variables.
+  // @platformatic/kafka by default (KAFKA_CLIENT=kafkajs for kafkajs); brokers, SASL, TLS and
+  // compression from the KAFKA_* variables.
   const producer = await kafka.connectProducer(kafka.connectOptionsFromEnv());
   ctx.provide(PRODUCER, producer);
   return () => producer.close();

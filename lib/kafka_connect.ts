@@ -73,7 +73,7 @@ export type SaslMechanism = "plain" | "scram-sha-256" | "scram-sha-512";
 export interface ConnectOptions {
   /** `host:port` of one or more brokers. */
   brokers: string[];
-  /** Which client produces. @default "kafkajs" */
+  /** Which client produces. @default "platformatic" */
   client?: KafkaClientName;
   /** Record batch compression. @default "none" */
   compression?: CompressionName;
@@ -137,7 +137,7 @@ export const CONNECT_ENVIRONMENT: Readonly<Record<string, string>> = {
     "true: TLS without SASL (implied by a SASL user or KAFKA_SSL_CA); false: SASL without TLS " +
     "(a SASL_PLAINTEXT listener)",
   KAFKA_SSL_CA: "the CA of the brokers' certificates (a private CA): a PEM file, or its text",
-  KAFKA_CLIENT: "kafkajs (default) or platformatic (@platformatic/kafka)",
+  KAFKA_CLIENT: "platformatic (@platformatic/kafka, default) or kafkajs",
   KAFKA_COMPRESSION: "none (default), gzip, lz4 or zstd (lz4 and zstd: platformatic only)",
   KAFKA_PRODUCER_THREAD: "platformatic's thread: main (default) or worker (Deno: faster, +80 MB)",
 };
@@ -166,7 +166,7 @@ export function connectOptionsFromEnv(
   env: Record<string, string | undefined> = process.env,
 ): ConnectOptions {
   const get = (name: string) => env[name] === "" ? undefined : env[name];
-  const client = (get("KAFKA_CLIENT") ?? "kafkajs") as KafkaClientName;
+  const client = (get("KAFKA_CLIENT") ?? "platformatic") as KafkaClientName;
   oneOf("KAFKA_CLIENT", client, CLIENTS);
   const compression = (get("KAFKA_COMPRESSION") ?? "none") as CompressionName;
   oneOf("KAFKA_COMPRESSION", compression, COMPRESSIONS);
@@ -243,7 +243,7 @@ function readCa(value: string): string {
  * ```
  */
 export async function connectProducer(options: ConnectOptions): Promise<ConnectedProducer> {
-  const connect = options.client === "platformatic" ? platformatic : kafkajs;
+  const connect = options.client === "kafkajs" ? kafkajs : platformatic;
   try {
     return await connect(options);
   } catch (error) {

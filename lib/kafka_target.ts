@@ -3,7 +3,7 @@
  * becomes a tombstone (a true null value) or the user's deletion value.
  *
  * statecast never creates topics and never creates the producer: the app's lifespan provides
- * one (kafkajs by default) under a {@linkcode ContextKey}. Only `send()` is used, so any client
+ * one (@platformatic/kafka by default) under a {@linkcode ContextKey}. Only `send()` is used, so any client
  * with the same shape fits (kafkajs, @platformatic/kafka behind an adapter, a test fake).
  *
  * @module

@@ -17,7 +17,8 @@ const DB = new ContextKey<postgres.SqlClient>("pg");
 const app = new App({ name: "CsvToKafkaAndPostgres" });
 
 app.lifespan(async (ctx) => {
-  // kafkajs by default; brokers, SASL, TLS, client and compression from the KAFKA_* variables.
+  // @platformatic/kafka by default (KAFKA_CLIENT=kafkajs for kafkajs); brokers, SASL, TLS and
+  // compression from the KAFKA_* variables.
   const producer = await kafka.connectProducer(kafka.connectOptionsFromEnv());
   const url = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5433/postgres");
   const sql = pg(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
