@@ -62,3 +62,67 @@ Deno.test("KeyIndex agrees with a set of (hash, component) pairs over random com
   assert.ok(Number(rows.rows[0]![0]) > 0, "compacted at least once");
   client.close();
 });
+
+Deno.test("KeyIndex agrees with a model when commits repeat, re-add, remove what is absent, fail, or lose a target's rows", async () => {
+  const client = createClient({ url: ":memory:" });
+  await client.execute(KEY_RUNS_SCHEMA);
+  const seed = Number(Deno.env.get("KEY_INDEX_SEED") ?? 1);
+  const rnd = random(seed);
+  // Few hashes (ties across components and targets), 0 and the 53-bit edge among them.
+  const hashes = [0, 1, 2, 3, 5, 7, 8, 9, 2 ** 52, 12_345_678_901_234, 2 ** 53 - 2, 2 ** 53 - 1];
+  const compactRows = 1 + Math.floor(rnd() * 6);
+  let present = new Map<number, Set<string>>();
+  const live = (m: Map<number, Set<string>>, tid: number) =>
+    m.get(tid) ?? m.set(tid, new Set()).get(tid)!;
+  let index = new KeyIndex(client, { compactRows });
+  for (let step = 0; step < 400; step++) {
+    const next = new Map([...present].map(([t, s]) => [t, new Set(s)]));
+    const updates = [];
+    for (let n = Math.floor(rnd() * 5); n > 0; n--) {
+      // The same component may come twice in one commit: the later update counts.
+      const tid = 1 + Math.floor(rnd() * 3);
+      const cid = 1 + Math.floor(rnd() * 4);
+      const add: number[] = [];
+      const remove: number[] = [];
+      for (const h of hashes) {
+        const r = rnd();
+        if (r < 0.15) remove.push(h); // present or not
+        else if (r < 0.3) add.push(h); // present or not
+        else if (r < 0.33) add.push(h, h);
+        else if (r < 0.36) {
+          remove.push(h);
+          add.push(h);
+        }
+      }
+      for (const h of remove) live(next, tid).delete(`${h}/${cid}`);
+      for (const h of add) live(next, tid).add(`${h}/${cid}`);
+      updates.push({ tid, cid, add, remove });
+    }
+    const statements = await index.update(updates);
+    if (rnd() < 0.1) index.forget(); // the commit failed: nothing written
+    else {
+      await client.batch(statements, "write");
+      present = next;
+    }
+    if (rnd() < 0.05) index = new KeyIndex(client, { compactRows });
+    if (rnd() < 0.03) { // a target forgotten (its rows deleted), then used again
+      const tid = 1 + Math.floor(rnd() * 3);
+      await client.execute({ sql: "DELETE FROM statecast_key_runs WHERE tid = ?", args: [tid] });
+      present.delete(tid);
+      index.forget();
+    }
+    for (const tid of [1, 2, 3]) {
+      const exclude = rnd() < 0.3 ? [2] : [];
+      const asked = hashes.filter(() => rnd() < 0.5);
+      const found = [
+        ...new Set((await index.declarersOf(tid, asked, exclude)).map(([h, c]) => `${h}/${c}`)),
+      ].sort();
+      const expected = [...live(present, tid)].filter((p) => {
+        const [h, cid] = p.split("/").map(Number);
+        return asked.includes(h!) && !exclude.includes(cid!);
+      }).sort();
+      assert.deepEqual(found, expected, `seed ${seed}, step ${step}, target ${tid}`);
+    }
+  }
+  client.close();
+});

@@ -586,3 +586,33 @@ Deno.test("StateStore: closing a local store folds its WAL into the database (no
     await rm(dir, { recursive: true });
   }
 });
+
+Deno.test("StateStore key index: a commit refused after a takeover is forgotten, even when the new holder's rows have the same MAX(seq) and count", async () => {
+  await initFingerprints();
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  const holder = (owner: string) => ({ owner, pid: 1, host: "h", startedAtMs: 1, heartbeatMs: 2 });
+  try {
+    // compactRows 1: every commit writes a new one-row base, so both stores' next commit after
+    // the first would leave MAX(seq) 2 and one row: only forgetting the refused one tells them apart.
+    await using first = await StateStore.open(url, { compactRows: 1 });
+    await using second = await StateStore.open(url, { compactRows: 1 });
+    const [tid] = (await first.targetIds("app", ["t"])).values();
+    const adding = (cid: number, key: string) => ({
+      components: new Map(),
+      declarations: [],
+      removed: [],
+      index: [{ tid: tid!, cid, add: [keyHash(key)], remove: [] }],
+    });
+    assert.equal(await first.acquireLock("app", holder("one"), () => false), undefined);
+    await first.commit("app", adding(1, "k1"));
+    assert.equal(await second.acquireLock("app", holder("two"), () => true), undefined);
+    await assert.rejects(first.commit("app", adding(1, "k2")), /taken over/);
+    await second.commit("app", adding(2, "k3"));
+    const expected = [["k1", 1], ["k3", 2]];
+    assert.deepEqual(await declarers(second, tid!, ["k1", "k2", "k3"]), expected);
+    assert.deepEqual(await declarers(first, tid!, ["k1", "k2", "k3"]), expected);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
