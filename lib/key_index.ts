@@ -155,6 +155,8 @@ export class KeyIndex {
   async update(updates: ReadonlyArray<IndexUpdate>): Promise<InStatement[]> {
     const byTarget = new Map<number, IndexUpdate[]>();
     for (const u of updates) {
+      // A removal is stored as the negative id: an id must be positive (ids start at 1).
+      if (!(u.cid > 0)) throw new RangeError(`key index: component id ${u.cid} is not positive`);
       if (u.add.length === 0 && u.remove.length === 0) continue;
       const list = byTarget.get(u.tid);
       if (list === undefined) byTarget.set(u.tid, [u]);
