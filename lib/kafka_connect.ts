@@ -1,5 +1,5 @@
 /**
- * Connecting a producer: kafkajs (the default) or `@platformatic/kafka`, with SASL, TLS and
+ * Connecting a producer: `@platformatic/kafka` (the default) or kafkajs, with SASL, TLS and
  * compression, from options or from the `KAFKA_*` environment variables a job reads. The target
  * needs only the producer's `send()` (see `kafka_target.ts`); this file is what `main.ts` would
  * otherwise spell out per client.
