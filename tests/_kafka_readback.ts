@@ -109,6 +109,31 @@ export async function readTopic(
 }
 
 /**
+ * Where librdkafka's murmur2 partitioner (the Java client's) puts each of `keys`: kcat produces
+ * them to `reference`, a fresh 3-partition topic, and the topic is read back. Key -> partition.
+ */
+export async function murmur2Partitions(
+  keys: ReadonlyArray<string>,
+  reference: string,
+  brokers: string = defaultBrokers(),
+): Promise<Map<string | null, number>> {
+  await createTopic(reference, 3, { brokers });
+  const kcat = new Deno.Command("kcat", {
+    args: ["-b", brokers, "-P", "-t", reference, "-K", "\t", "-X", "partitioner=murmur2_random"],
+    stdin: "piped",
+  }).spawn();
+  const writer = kcat.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(keys.map((k) => `${k}\tx\n`).join("")));
+  await writer.close();
+  if (!(await kcat.status).success) throw new Error(`kcat -P to ${reference} failed`);
+  const messages = await readTopic(reference, { brokers });
+  if (messages.length !== keys.length) {
+    throw new Error(`${reference}: ${messages.length} messages read back, ${keys.length} sent`);
+  }
+  return new Map(messages.map((m) => [m.key, m.partition]));
+}
+
+/**
  * Create `name` with `partitions` partitions (replication factor 1) through `scripts/kafka topic`;
  * a topic that already exists is fine. `compact` sets cleanup.policy=compact. The broker port is
  * taken from KAFKA_PORT, else from the first of `brokers` / KAFKA_BOOTSTRAP_SERVERS.

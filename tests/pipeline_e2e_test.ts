@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { mkdir, readFile, realpath, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createTopic, readTopic } from "./_kafka_readback.ts";
+import { createTopic, murmur2Partitions, readTopic } from "./_kafka_readback.ts";
 import { BROKERS, pipeline, ROOT } from "./_pipeline.ts";
 
 const row = (json: Record<string, string>) => JSON.stringify(json);
@@ -168,22 +168,14 @@ Deno.test("main.ts sends every key to the same partition, across runs and restar
 
   // The partition is the Java client's (murmur2 of the key): librdkafka's murmur2 partitioner,
   // through kcat, puts the same keys on the same partitions of a second 3-partition topic.
-  const reference = `${p.topic}-murmur2`;
-  await createTopic(reference, 3);
-  const kcat = new Deno.Command("kcat", {
-    args: ["-b", BROKERS, "-P", "-t", reference, "-K", "\t", "-X", "partitioner=murmur2_random"],
-    stdin: "piped",
-  }).spawn();
-  const writer = kcat.stdin.getWriter();
-  await writer.write(
-    new TextEncoder().encode([...partitionOf.keys()].map((k) => `${k}\tx\n`).join("")),
+  const referenced = await murmur2Partitions(
+    [...partitionOf.keys()],
+    `${p.topic}-murmur2`,
+    BROKERS,
   );
-  await writer.close();
-  assert.equal((await kcat.status).code, 0);
-  const referenced = await readTopic(reference);
-  assert.equal(referenced.length, 60);
-  for (const m of referenced) {
-    assert.deepEqual([...partitionOf.get(m.key!)!], [m.partition], `partition of ${m.key}`);
+  assert.equal(referenced.size, 60);
+  for (const [key, partition] of referenced) {
+    assert.deepEqual([...partitionOf.get(key!)!], [partition], `partition of ${key}`);
   }
 });
 

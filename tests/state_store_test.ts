@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
-import { SCHEMA_VERSION, StateStore } from "../lib/state_store.ts";
+import { type RoundCommit, SCHEMA_VERSION, StateStore } from "../lib/state_store.ts";
 import { initFingerprints, keyHash } from "../lib/fingerprint.ts";
 
 await initFingerprints();
@@ -433,6 +433,21 @@ async function declarers(store: StateStore, tid: number, keys: string[]) {
     .map(([h, cid]) => [byHash.get(h), cid]).sort();
 }
 
+/** A commit that only changes the key index: `cid`'s keys `add` and `remove` on target `tid`. */
+function indexCommit(
+  tid: number,
+  cid: number,
+  add: ReadonlyArray<number>,
+  remove: ReadonlyArray<number> = [],
+): RoundCommit {
+  return {
+    components: new Map(),
+    declarations: [],
+    removed: [],
+    index: [{ tid, cid, add, remove }],
+  };
+}
+
 /** Rows of the key index: base segments and deltas. */
 async function indexRows(url: string): Promise<{ base: number; deltas: number }> {
   const client = createClient({ url });
@@ -456,12 +471,7 @@ Deno.test("StateStore key index: a commit adds a delta row, found with the base;
       await using store = await StateStore.open(url, { compactRows: 1000 });
       [tid] = (await store.targetIds("app", ["t"])).values() as unknown as [number];
       const commit = (cid: number, add: string[], remove: string[] = []) =>
-        store.commit("app", {
-          components: new Map(),
-          declarations: [],
-          removed: [],
-          index: [{ tid, cid, add: add.map(keyHash), remove: remove.map(keyHash) }],
-        });
+        store.commit("app", indexCommit(tid, cid, add.map(keyHash), remove.map(keyHash)));
       await commit(1, ["a", "b"]);
       assert.deepEqual(await indexRows(url), { base: 0, deltas: 1 });
       assert.deepEqual(await declarers(store, tid, ["a", "b", "c"]), [["a", 1], ["b", 1]]);
@@ -501,12 +511,7 @@ Deno.test("StateStore key index: a store written by another StateStore meanwhile
     await using other = await StateStore.open(url);
     const [tid] = (await one.targetIds("app", ["t"])).values();
     const add = (store: StateStore, cid: number, keys: string[]) =>
-      store.commit("app", {
-        components: new Map(),
-        declarations: [],
-        removed: [],
-        index: [{ tid: tid!, cid, add: keys.map(keyHash), remove: [] }],
-      });
+      store.commit("app", indexCommit(tid!, cid, keys.map(keyHash)));
     await add(one, 1, ["a"]);
     assert.deepEqual(await declarers(other, tid!, ["a"]), [["a", 1]]);
     await add(other, 2, ["a"]);
@@ -569,12 +574,7 @@ Deno.test("StateStore: closing a local store folds its WAL into the database (no
       const [tid] = (await store.targetIds("app", ["t"])).values();
       for (let c = 1; c <= 3; c++) {
         const add = Array.from({ length: 10_000 }, (_, i) => keyHash(`k${c}-${i}`));
-        await store.commit("app", {
-          components: new Map(),
-          declarations: [],
-          removed: [],
-          index: [{ tid: tid!, cid: c, add, remove: [] }],
-        });
+        await store.commit("app", indexCommit(tid!, c, add));
       }
       const wal = await Deno.stat(join(dir, "state.db-wal"));
       assert.ok(wal.size > 100_000, `the WAL holds the compactions while open (${wal.size} bytes)`);
@@ -598,12 +598,7 @@ Deno.test("StateStore key index: a commit refused after a takeover is forgotten,
     await using first = await StateStore.open(url, { compactRows: 1 });
     await using second = await StateStore.open(url, { compactRows: 1 });
     const [tid] = (await first.targetIds("app", ["t"])).values();
-    const adding = (cid: number, key: string) => ({
-      components: new Map(),
-      declarations: [],
-      removed: [],
-      index: [{ tid: tid!, cid, add: [keyHash(key)], remove: [] }],
-    });
+    const adding = (cid: number, key: string) => indexCommit(tid!, cid, [keyHash(key)]);
     assert.equal(await first.acquireLock("app", holder("one"), () => false), undefined);
     await first.commit("app", adding(1, "k1"));
     assert.equal(await second.acquireLock("app", holder("two"), () => true), undefined);
