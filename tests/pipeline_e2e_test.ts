@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { mkdir, readFile, realpath, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createTopic, murmur2Partitions, readTopic } from "./_kafka_readback.ts";
+import { murmur2Partitions } from "./_kafka_readback.ts";
 import { BROKERS, pipeline, ROOT } from "./_pipeline.ts";
 
 const row = (json: Record<string, string>) => JSON.stringify(json);
