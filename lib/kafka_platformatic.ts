@@ -6,7 +6,8 @@
  *
  * What this adapter settles, so that a job gets the same messages on the same partitions:
  * - keys go where the Java client (and librdkafka's murmur2) put them: the client's own default
- *   partitioner does not, its `compatibilityPartitioner` does;
+ *   partitioner does not, its `compatibilityPartitioner` does, and so does our `murmur2Partition`
+ *   (lib/_murmur2.ts), which sets each message's partition without BigInt garbage;
  * - a key or value may be a string or bytes, and a null value is a true tombstone;
  * - a topic that does not exist is an `UNKNOWN_TOPIC_OR_PARTITION` error at the first send (the
  *   client itself would ask for its metadata forever), and every send is bounded in time;
@@ -23,6 +24,7 @@ import {
   type SASLOptions,
 } from "@platformatic/kafka";
 import type { KafkaProducer, ProducerMessage } from "./kafka_target.ts";
+import { murmur2Partition } from "./_murmur2.ts";
 
 /** Compression codecs of record batches. */
 export type KafkaCompression = "none" | "gzip" | "snappy" | "lz4" | "zstd";
@@ -158,11 +160,14 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
     let lastHeaders: ProducerMessage["headers"], lastMap: Map<string, Bytes> | undefined;
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
+      const key = serialize(m.key);
       const message: MessageToProduce<Bytes, Bytes, string, Bytes> = {
         topic,
-        key: serialize(m.key),
+        key,
         value: serialize(m.value),
       };
+      // The client takes it modulo the partition count; its partitioner would do the same in BigInt.
+      if (key !== undefined) message.partition = murmur2Partition(key);
       if (m.headers !== undefined) {
         if (m.headers !== lastHeaders) {
           lastMap = new Map();
