@@ -10,9 +10,8 @@
 const SEED = 0x9747b28c;
 const M = 0x5bd1e995;
 
-/** Kafka's `Utils.murmur2(bytes)`: a signed 32-bit hash. */
-export function murmur2(data: Uint8Array): number {
-  const length = data.length;
+/** Kafka's `Utils.murmur2(bytes)` of `data`'s first `length` bytes: a signed 32-bit hash. */
+export function murmur2(data: Uint8Array, length = data.length): number {
   let h = SEED ^ length;
   const body = length & ~3;
   for (let i = 0; i < body; i += 4) {
@@ -43,6 +42,6 @@ export function murmur2(data: Uint8Array): number {
  * The partition number before the modulo, as Kafka's `Utils.toPositive(murmur2(key))`: the
  * client takes it modulo the topic's partition count.
  */
-export function murmur2Partition(key: Uint8Array): number {
-  return murmur2(key) & 0x7fffffff;
+export function murmur2Partition(key: Uint8Array, length = key.length): number {
+  return murmur2(key, length) & 0x7fffffff;
 }

@@ -53,3 +53,13 @@ Deno.test("connectOptionsFromEnv(): KAFKA_SSL=false with a SASL user is SASL wit
     /^TypeError: KAFKA_SSL must be true or false, got "yes"$/,
   );
 });
+
+Deno.test("connectOptionsFromEnv(): KAFKA_PRODUCE_PATH is direct or client, and refuses anything else", () => {
+  assert.equal(kafka.connectOptionsFromEnv({}).producePath, undefined);
+  assert.equal(kafka.connectOptionsFromEnv({ KAFKA_PRODUCE_PATH: "client" }).producePath, "client");
+  assert.equal(kafka.connectOptionsFromEnv({ KAFKA_PRODUCE_PATH: "direct" }).producePath, "direct");
+  assert.throws(
+    () => kafka.connectOptionsFromEnv({ KAFKA_PRODUCE_PATH: "fast" }),
+    /KAFKA_PRODUCE_PATH/,
+  );
+});

@@ -143,15 +143,22 @@ Deno.test("PlatformaticProducer.send() to a missing topic fails at once with UNK
 
 Deno.test("PlatformaticProducer.send() names MESSAGE_TOO_LARGE as the error's type", async () => {
   const topic = `plt-large-${crypto.randomUUID().slice(0, 8)}`;
-  await createTopic(topic, 1, { configs: { "max.message.bytes": "2000" } });
+  await createTopic(topic, 3, { configs: { "max.message.bytes": "2000" } });
   await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+  // One partition's batch is refused; the other partitions' batches of the same send land.
+  const keys = Array.from({ length: 12 }, (_, i) => `k${i}`);
   await assert.rejects(
-    producer.send({ topic, messages: [{ key: "k", value: "x".repeat(5000) }] }),
+    producer.send({
+      topic,
+      messages: keys.map((key, i) => ({ key, value: i === 0 ? "x".repeat(5000) : "first" })),
+    }),
     (error: { type?: string }) => error.type === "MESSAGE_TOO_LARGE",
   );
-  // The producer goes on after a refusal.
-  await producer.send({ topic, messages: [{ key: "k", value: "small" }] });
-  assert.deepEqual((await readTopic(topic)).map((m) => m.value), ["small"]);
+  // The producer goes on after a refusal, on every partition (its sequence numbers too).
+  await producer.send({ topic, messages: keys.map((key) => ({ key, value: "small" })) });
+  const last = new Map((await readTopic(topic)).map((m) => [m.key, m.value]));
+  assert.deepEqual([...last.keys()].sort(), [...keys].sort());
+  assert.ok([...last.values()].every((v) => v === "small"));
 });
 
 Deno.test("connectPlatformaticProducer() fails fast when no broker listens at the address", async () => {
@@ -166,4 +173,54 @@ Deno.test("connectPlatformaticProducer() fails fast when no broker listens at th
     connectPlatformaticProducer({ brokers: [`127.0.0.1:${port}`], connectTimeoutMs: 1000 }),
   );
   assert.ok(Date.now() - started < 30_000, "connecting gave up instead of hanging");
+});
+
+Deno.test("PlatformaticProducer writes its own batches: sends at once keep their order, and the messages equal the client's own path", async () => {
+  const topic = `plt-direct-${crypto.randomUUID().slice(0, 8)}`;
+  const client = `${topic}-client`;
+  await createTopic(topic, 3);
+  await createTopic(client, 3);
+  const source = { "statecast-source": "data/a.csv" };
+  // Keys of 1 to 3-byte characters, a value past 16 KiB (a 3-byte length), bytes, tombstones.
+  const batch = (n: number) =>
+    Array.from({ length: 1500 }, (_, i) => ({
+      key: i % 7 === 0 ? Buffer.from(`b-${i}`) : `k-${i % 500}-Zoë-🙂`,
+      value: i % 11 === 0 ? null : i === 3 ? "x".repeat(20_000) : `{"n":${n},"i":${i}}`,
+      headers: i % 2 === 0 ? source : { "statecast-source": `data/${n}.csv` },
+    }));
+  const sends = [0, 1, 2, 3, 4].map(batch);
+  for (const [name, direct] of [[topic, true], [client, false]] as const) {
+    await using producer = await connectPlatformaticProducer({ brokers: BROKERS, direct });
+    await Promise.all(sends.map((messages) => producer.send({ topic: name, messages })));
+  }
+  const ours = await readTopic(topic);
+  const theirs = await readTopic(client);
+  assert.equal(ours.length, 5 * 1500);
+  const view = (ms: typeof ours) =>
+    ms.map((m) => JSON.stringify([m.partition, m.key, m.value, m.headers])).sort();
+  assert.deepEqual(view(ours), view(theirs));
+  // Within a partition, the sends' order: each key's last value is the last send's.
+  const last = new Map(ours.map((m) => [m.key, m.value]));
+  assert.equal(last.get("k-1-Zoë-🙂"), '{"n":4,"i":501}'); // i = 1001 is a bytes key
+});
+
+Deno.test("PlatformaticProducer sends again, under a new producer id, a send cut off after its requests went out", async () => {
+  const topic = `plt-retry-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 3);
+  await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+  const messages = Array.from({ length: 900 }, (_, i) => ({ key: `k${i}`, value: `v${i}` }));
+  Deno.env.set("STATECAST_TEST_KAFKA_FAULT", "after-queue");
+  try {
+    await producer.send({ topic, messages });
+  } finally {
+    Deno.env.delete("STATECAST_TEST_KAFKA_FAULT");
+  }
+  // Later sends go on under the new id, in sequence.
+  await producer.send({ topic, messages: messages.map((m) => ({ ...m, value: `${m.value}'` })) });
+  const read = await readTopic(topic);
+  const last = new Map(read.map((m) => [m.key, m.value]));
+  assert.equal(last.size, 900);
+  for (let i = 0; i < 900; i++) assert.equal(last.get(`k${i}`), `v${i}'`);
+  // The first requests landed too, then the same messages again: at least once, not exactly.
+  assert.equal(read.length, 3 * 900, "the first send twice, the second once");
 });

@@ -1,0 +1,66 @@
+// The record batches statecast writes itself (lib/_record_batch.ts): read back by the client's
+// own reader, field by field, with the CRC checked by an independent (table) CRC32C.
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { crc32c, jsCRC32C, Reader, readRecordsBatch } from "@platformatic/kafka";
+import { type BatchRecord, RecordBatchWriter } from "../lib/_record_batch.ts";
+
+Deno.test("RecordBatchWriter writes batches the client reads back, CRC and all", () => {
+  const writer = new RecordBatchWriter();
+  const h = [[Buffer.from("statecast-source"), Buffer.from("data/ö.csv")]] as const;
+  // Lengths around the varint edges (63/64, 8191/8192 bytes), text of 1-4 byte characters,
+  // bytes, null keys and values, and a batch past the writer's first 1 MiB.
+  const sizes = [0, 1, 63, 64, 65, 8191, 8192, 8193, 70_000];
+  const records: BatchRecord[] = [];
+  for (const n of sizes) {
+    records.push({ key: `k${n}`, value: "a".repeat(n), headers: h });
+    records.push({ key: Buffer.from(`b${n}`), value: Buffer.alloc(n, 7) });
+    records.push({ key: "é🙂".repeat(n % 97), value: "Zoë".repeat(n % 50), headers: [] });
+  }
+  records.push({ key: null, value: null });
+  for (let i = 0; i < 2000; i++) records.push({ key: `k${i}`, value: "v".repeat(600), headers: h });
+  for (
+    const header of [
+      {
+        producerId: 4321n,
+        producerEpoch: 3,
+        baseSequence: 2 ** 31 - 5,
+        timestamp: 1_764_000_000_123,
+      },
+      { producerId: 0n, producerEpoch: 0, baseSequence: 0, timestamp: 0 },
+    ]
+  ) {
+    const bytes = writer.write(records, header, crc32c);
+    assert.ok(bytes.length > 1 << 20);
+    const batch = readRecordsBatch(Reader.from(bytes));
+    assert.equal(batch.magic, 2);
+    assert.equal(batch.length, bytes.length - 12);
+    assert.equal(batch.crc, jsCRC32C(bytes.subarray(21)), "the CRC covers attributes to the end");
+    assert.equal(batch.attributes, 0);
+    assert.equal(batch.producerId, header.producerId);
+    assert.equal(batch.producerEpoch, header.producerEpoch);
+    assert.equal(batch.firstSequence, header.baseSequence);
+    assert.equal(batch.firstTimestamp, BigInt(header.timestamp));
+    assert.equal(batch.lastOffsetDelta, records.length - 1);
+    assert.equal(batch.records.length, records.length);
+    const bytesOf = (x: string | Uint8Array | null) =>
+      x === null ? null : typeof x === "string" ? Buffer.from(x, "utf8") : Buffer.from(x);
+    batch.records.forEach((r, i) => {
+      const want = records[i]!;
+      assert.equal(r.offsetDelta, i);
+      assert.equal(r.timestampDelta, 0n);
+      assert.deepEqual(r.key === null ? null : Buffer.from(r.key), bytesOf(want.key), `key ${i}`);
+      assert.deepEqual(
+        r.value === null ? null : Buffer.from(r.value),
+        bytesOf(want.value),
+        `value ${i}`,
+      );
+      assert.deepEqual(
+        r.headers.map(([k, v]) => [String(k), String(v)]),
+        (want.headers ?? []).map((
+          [k, v],
+        ) => [Buffer.from(k).toString(), Buffer.from(v).toString()]),
+      );
+    });
+  }
+});
