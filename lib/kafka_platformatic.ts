@@ -22,6 +22,7 @@ import {
   compatibilityPartitioner,
   type Connection,
   crc32c,
+  kGetApi,
   kGetConnection,
   type MessageToProduce,
   Producer,
@@ -157,7 +158,7 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
    * the client's own `send()`).
    */
   async send(record: { topic: string; messages: ProducerMessage[] }): Promise<unknown> {
-    if (this.#direct) {
+    if (this.#direct && await this.#produceVersion() !== undefined) {
       const { topic } = record;
       if (!this.#known.has(topic)) await this.#checkTopic(topic);
       const sending = this.#produceRetrying(topic, record.messages);
@@ -289,6 +290,7 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
    * meanwhile cannot leave a batch numbered on under an id that must be renewed.
    */
   async #queue(topic: string, messages: ProducerMessage[]): Promise<Promise<unknown>[]> {
+    const version = (await this.#produceVersion())!;
     const metadata = await this.#producer.metadata({ topics: [topic], autocreateTopics: false });
     const info = metadata.topics.get(topic)!;
     const byPartition = new Map<number, BatchRecord[]>();
@@ -300,9 +302,13 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
     const connections = new Map<number, Connection>();
     for (const p of byPartition.keys()) {
       const leader = info.partitions[p]!.leader;
-      if (!connections.has(leader)) {
-        connections.set(leader, await this.#connection(metadata.brokers.get(leader)!));
+      const broker = metadata.brokers.get(leader);
+      if (broker === undefined) { // a leader being elected: ask again after a pause
+        throw Object.assign(new Error(`"${topic}" partition ${p} has no leader`), {
+          canRetry: true,
+        });
       }
+      if (!connections.has(leader)) connections.set(leader, await this.#connection(broker));
     }
     while (this.#renew || this.#producer.producerId === undefined) {
       this.#renew = false;
@@ -332,7 +338,7 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
       const ack = new Promise((resolve, reject) => {
         connection.send(
           produceV11.api.key,
-          produceV11.api.version,
+          version,
           () => Writer.create().append(body),
           produceV11.parseResponse,
           true,
@@ -345,6 +351,24 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
     }
     return acks;
   }
+
+  /**
+   * The Produce version the client chose for the brokers, if it is one whose request
+   * `produceRequestBody` writes (9 to 11, the flexible ones; Kafka 2.4 and later): else sends take
+   * the client's own path.
+   */
+  async #produceVersion(): Promise<number | undefined> {
+    this.#version ??= new Promise<number | undefined>((resolve) => {
+      // deno-lint-ignore no-explicit-any
+      (this.#producer as any)[kGetApi]("Produce", (error: unknown, api?: { version: number }) => {
+        const v = error ? undefined : api?.version;
+        resolve(v !== undefined && v >= 9 && v <= 11 ? v : undefined);
+      });
+    });
+    return await this.#version;
+  }
+
+  #version: Promise<number | undefined> | undefined;
 
   /** The partition before the modulo: Kafka's murmur2 of the key's bytes. */
   #partition(key: ProducerMessage["key"]): number {
