@@ -75,6 +75,8 @@ export class Round<I extends SourceItem> {
   readonly #deferred = new Map<string, "gone" | "changed">();
   /** The end-of-round chunk of deferred components: waiting is final there. */
   #final = false;
+  /** Components whose memo row a chunk of this round committed. */
+  readonly #committedNow = new Set<string>();
   /** The next free component id (found on first use). */
   #nextId: number | undefined;
 
@@ -373,12 +375,22 @@ export class Round<I extends SourceItem> {
         }
         if (!this.#deferred.has(owner)) this.#unreadable.add(owner);
         for (const giver of givers) {
+          // Already waiting: it gave a key to another owner of this pass (and if it is gone, its
+          // `removed` mark is cleared, so it must not be taken for a changed file now).
+          if (!chunk.ran.has(giver)) continue;
           const gone = chunk.removed.has(giver);
+          // At the end of the round, a file that ran to what the store holds for it (committed
+          // earlier in the round, or unchanged, and run here for its value) hands nothing over.
+          const settled = this.#final && this.#holdsCommitted(chunk, giver);
           chunk.ran.delete(giver);
           chunk.memo.delete(giver);
           // A file that is gone waits too: committing its removal would forget what it owes.
           chunk.removed.delete(giver);
           this.#removed.delete(giver);
+          if (settled) {
+            if (pulled.delete(giver)) this.summary.processed--;
+            continue;
+          }
           if (this.#failed.has(giver)) continue;
           if (!this.#final && !this.#options.dryRun) {
             this.#deferred.set(giver, gone ? "gone" : "changed");
@@ -405,6 +417,20 @@ export class Round<I extends SourceItem> {
         }
       }
     }
+  }
+
+  /**
+   * Whether `c` ran into `chunk` to exactly what the store holds for it: the same content under
+   * the same logic, committed earlier in this round, or unchanged since an earlier one (memo on,
+   * its rows not to be sent again). Leaving it out of the chunk then changes nothing.
+   */
+  #holdsCommitted(chunk: Chunk, c: string): boolean {
+    const record = chunk.memo.get(c);
+    const row = this.#e.components.get(c);
+    if (record === undefined || !unchangedByContent(row, record.contentFingerprint, this.#logic)) {
+      return false;
+    }
+    return this.#committedNow.has(c) || (this.#fn.memo && !chunk.resent.has(c));
   }
 
   /**
@@ -650,6 +676,7 @@ export class Round<I extends SourceItem> {
     for (const [c, row] of commit.components) {
       e.components.set(c, row);
       e.paths.set(row.id, c);
+      this.#committedNow.add(c);
     }
   }
 

@@ -337,6 +337,60 @@ Deno.test("Engine.round() keeps a deleted file that waits on an unreadable new o
   assert.deepEqual((await f.round()).changes, []);
 });
 
+Deno.test("Engine.round() reports a deleted file that waits on two unreadable new owners", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\nK1,fromA\nK2,fromA\n");
+  await f.write("b.csv", "key,n\nK1,fromB\n");
+  await f.write("c.csv", "key,n\nK2,fromC\n");
+  await f.round();
+  await f.write("b.csv", 'key,n\nK1,"fromB\n'); // both next owners break ...
+  await f.write("c.csv", 'key,n\nK2,"fromC\n');
+  await Deno.remove(join(f.dataDir, "a.csv")); // ... as their keys' owner goes away
+  const waiting = await f.round();
+  assert.deepEqual(waiting.changes, []);
+  assert.deepEqual(
+    waiting.summary.failed.map((x) => [x.path, x.blockedBy]).sort(),
+    [["a.csv", "b.csv"], ["b.csv", undefined], ["c.csv", undefined]],
+    "a.csv waits, and says so",
+  );
+  await f.write("b.csv", "key,n\nK1,fromB\n");
+  await f.write("c.csv", "key,n\nK2,fromC\n");
+  const handed = await f.round();
+  assert.deepEqual(
+    handed.changes.sort(),
+    ['+K1={"n":"fromB"}', '+K2={"n":"fromC"}'],
+    "handed over",
+  );
+  assert.deepEqual(handed.summary.failed, []);
+});
+
+Deno.test("Engine.round() does not report as failed a file committed earlier in the round that a waiting file's key touches", async () => {
+  await using f = await fixture();
+  await f.write("b.csv", "key,n\nK,fromB\n");
+  await f.write("d.csv", "key,n\nK,fromD\nK2,fromD\n");
+  await f.write("g.csv", "key,n\nK,fromG\n");
+  await f.write("u.csv", "key,n\nK2,fromU\n");
+  await f.round();
+  // d.csv gives K2 to u.csv, which breaks: d.csv waits, and so does b.csv, whose K would go to
+  // d.csv. g.csv, which declares K too, changes and is committed: it waits for nothing.
+  await Deno.remove(join(f.dataDir, "b.csv"));
+  await Deno.remove(join(f.dataDir, "d.csv"));
+  await f.write("u.csv", 'key,n\nK2,"fromU\n');
+  await f.write("g.csv", "key,n\nK,fromG\nG,1\n");
+  const r = await f.round();
+  assert.deepEqual(r.changes, ['+G={"n":"1"}']);
+  assert.deepEqual(
+    r.summary.failed.map((x) => [x.path, x.blockedBy]).sort(),
+    [["b.csv", "d.csv"], ["d.csv", "u.csv"], ["u.csv", undefined]],
+    "g.csv was sent and committed: not failed",
+  );
+  assert.deepEqual((await f.round()).changes, [], "still waiting, nothing to send");
+  await f.write("u.csv", "key,n\nK2,fromU\n");
+  const handed = await f.round();
+  assert.deepEqual(handed.changes.sort(), ['+K2={"n":"fromU"}', '+K={"n":"fromG"}']);
+  assert.deepEqual(handed.summary.failed, []);
+});
+
 Deno.test("Engine.round() holds an empty (0-byte) file as not ready and keeps its rows", async () => {
   await using f = await fixture();
   await f.write("a.csv", "key,n\nk1,1\nk2,2\n");
