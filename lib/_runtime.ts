@@ -20,14 +20,14 @@ export function runtimeName(): string {
 }
 
 /** The heap size above which {@linkcode releaseMemory} collects garbage, by default. */
-const DEFAULT_HEAP_MB = 64;
+const DEFAULT_HEAP_MB = 72;
 
 let collect: (() => void) | undefined | null;
 let heapLimitBytes: number | undefined;
 
 /**
  * `STATECAST_HEAP_MB`: the heap size in MiB above which a full garbage collection runs between
- * the chunks of a round (default 64; 0: never, V8 and Bun collect on their own schedule). A
+ * the chunks of a round (default 72; 0: never, V8 and Bun collect on their own schedule). A
  * bad value is a `TypeError` that says what to write.
  */
 export function heapLimitMb(): number {
@@ -44,11 +44,11 @@ export function heapLimitMb(): number {
 }
 
 /**
- * A full garbage collection, if the heap has grown past `STATECAST_HEAP_MB` (64 MiB). Called
+ * A full garbage collection, if the heap has grown past `STATECAST_HEAP_MB` (72 MiB). Called
  * between the chunks of a round: V8 otherwise lets its heap grow to several times what a chunk
- * holds (a first publish of 1M rows peaked at 430 MB instead of 200 MB). It costs time: the same
- * publish through @platformatic/kafka under Deno took 18.5 s collecting at 64 MiB (50 times,
- * 2.5 s) and 11.9 s at 256 MiB (430 MB peak). Bun has `Bun.gc()`; V8 exposes `gc` only to a
+ * holds (a first publish of 1M rows peaked at 340-355 MB instead of 190 MB). It costs time: the
+ * same publish under Deno took 7.7-8.0 s at 72 MiB (192-194 MB), 9.3-9.9 s at 64 (183-190 MB),
+ * 7.4-7.8 s at 80 (193-198 MB) and 5.6-5.8 s never collecting (README: Memory or speed). Bun has `Bun.gc()`; V8 exposes `gc` only to a
  * context made after `--expose-gc` is set, which Deno allows at run time. Anywhere else this is
  * a no-op.
  */
