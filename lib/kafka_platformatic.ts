@@ -7,7 +7,7 @@
  * What this adapter settles, so that a job gets the same messages on the same partitions:
  * - keys go where the Java client (and librdkafka's murmur2) put them: the client's own default
  *   partitioner does not, its `compatibilityPartitioner` does, and so does our `murmur2Partition`
- *   (lib/_murmur2.ts), which sets each message's partition without BigInt garbage;
+ *   (lib/_kafka_murmur2.ts), which sets each message's partition without BigInt garbage;
  * - a key or value may be a string or bytes, and a null value is a true tombstone;
  * - a topic that does not exist is an `UNKNOWN_TOPIC_OR_PARTITION` error at the first send (the
  *   client itself would ask for its metadata forever), and every send is bounded in time;
@@ -30,9 +30,9 @@ import {
   type SASLOptions,
   Writer,
 } from "@platformatic/kafka";
-import { type BatchRecord, produceRequestBody, RecordBatchWriter } from "./_record_batch.ts";
+import { type BatchRecord, produceRequestBody, RecordBatchWriter } from "./_kafka_record_batch.ts";
 import type { KafkaProducer, ProducerMessage } from "./kafka_target.ts";
-import { murmur2Partition } from "./_murmur2.ts";
+import { murmur2Partition } from "./_kafka_murmur2.ts";
 
 /** Compression codecs of record batches. */
 export type KafkaCompression = "none" | "gzip" | "snappy" | "lz4" | "zstd";
@@ -269,7 +269,7 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
 
   /**
    * Sends `messages` as one uncompressed record batch per partition and one Produce request per
-   * leader, written by `_record_batch.ts` into one buffer each (the client's own encoding makes
+   * leader, written by `_kafka_record_batch.ts` into one buffer each (the client's own encoding makes
    * about 4 KB of garbage per message). Sequence numbers are taken and the requests queued in the
    * order of the calls; the acknowledgements are awaited together.
    */

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { compatibilityPartitioner } from "@platformatic/kafka";
-import { murmur2, murmur2Partition } from "../lib/_murmur2.ts";
+import { murmur2, murmur2Partition } from "../lib/_kafka_murmur2.ts";
 
 Deno.test("murmur2() gives the Java client's values (Kafka's UtilsTest)", () => {
   const vectors: Array<[string, number]> = [

@@ -1,9 +1,9 @@
-// The record batches statecast writes itself (lib/_record_batch.ts): read back by the client's
+// The record batches statecast writes itself (lib/_kafka_record_batch.ts): read back by the client's
 // own reader, field by field, with the CRC checked by an independent (table) CRC32C.
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { crc32c, jsCRC32C, Reader, readRecordsBatch } from "@platformatic/kafka";
-import { type BatchRecord, RecordBatchWriter } from "../lib/_record_batch.ts";
+import { type BatchRecord, RecordBatchWriter } from "../lib/_kafka_record_batch.ts";
 
 Deno.test("RecordBatchWriter writes batches the client reads back, CRC and all", () => {
   const writer = new RecordBatchWriter();
