@@ -7,6 +7,7 @@
  *   deno run -A bench/kafka_send.ts [--client kafkajs|platformatic] [--messages N]
  *     [--chunk 10000] [--batch-size N] [--in-flight N] [--compression none|lz4|...]
  *     [--thread main|worker]   (platformatic: where the client runs; default: connectProducer's)
+ *     [--path direct|client]   (platformatic: who writes the record batches; default direct)
  *   node_modules/.bin/bun bench/kafka_send.ts ...
  *
  * Prints wall time, the process's CPU time (user + system, all threads), messages per second
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     verify: { type: "boolean", default: true },
     "no-verify": { type: "boolean", default: false },
     thread: { type: "string" },
+    path: { type: "string" },
   },
 });
 const count = Number(values.messages);
@@ -94,6 +96,7 @@ const producer = await connectProducer({
   client,
   compression: values.compression as "none",
   ...(values.thread ? { producerThread: values.thread as "main" | "worker" } : {}),
+  ...(values.path ? { producePath: values.path as "direct" | "client" } : {}),
 });
 const options = {
   ...(values["batch-size"] ? { batchSize: Number(values["batch-size"]) } : {}),
@@ -116,9 +119,9 @@ await producer.close();
 const sendWall = wall - makeMs / 1000, sendCpu = cpu - makeCpu;
 const runtime = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
 console.log(
-  `${runtime} ${client}${values.thread ? ` (${values.thread} thread)` : ""} ${values.compression} ${
-    JSON.stringify(options)
-  }: ${count} messages, ` +
+  `${runtime} ${client}${values.thread ? ` (${values.thread} thread)` : ""}${
+    values.path ? ` (${values.path} batches)` : ""
+  } ${values.compression} ${JSON.stringify(options)}: ${count} messages, ` +
     `${wall.toFixed(2)} s wall, ${cpu.toFixed(2)} s CPU; send only ${
       sendWall.toFixed(2)
     } s wall, ` +
