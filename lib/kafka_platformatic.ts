@@ -114,7 +114,10 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
   #order: Promise<unknown> = Promise.resolve();
   /** UTF-8 bytes of the key being placed (murmur2), reused. */
   #keyBytes = Buffer.allocUnsafe(1024);
-  /** The last headers object and its pairs as bytes: a run of messages shares one. */
+  /**
+   * The last headers object of the send being queued and its pairs as bytes: a run of messages
+   * shares one. Forgotten at each send (a caller may reuse the object with new contents).
+   */
   #lastHeaders: { of: ProducerMessage["headers"]; pairs: Array<[Buffer, Buffer]> } | undefined;
 
   constructor(options: PlatformaticProducerOptions) {
@@ -294,6 +297,7 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
     const metadata = await this.#producer.metadata({ topics: [topic], autocreateTopics: false });
     const info = metadata.topics.get(topic)!;
     const byPartition = new Map<number, BatchRecord[]>();
+    this.#lastHeaders = undefined;
     for (const m of messages) {
       const p = this.#partition(m.key) % info.partitionsCount;
       const records = byPartition.get(p) ?? byPartition.set(p, []).get(p)!;
