@@ -285,3 +285,33 @@ Deno.test("PlatformaticProducer sends again, under a new producer id, the sends 
     proto[kGetConnection] = original;
   }
 });
+
+Deno.test("PlatformaticProducer keeps two sends in order when the first fails before its requests go out", async () => {
+  const topic = `plt-order-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 3);
+  await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+  await producer.send({ topic, messages: [{ key: "k", value: "0" }] });
+  // The first send's metadata look-up fails once, retriably: it is sent again after a pause,
+  // and the second send must not go first (its value would be overwritten by the older one).
+  // deno-lint-ignore no-explicit-any
+  const proto = Producer.prototype as any;
+  const original = proto.metadata;
+  let failed = false;
+  proto.metadata = function (...args: unknown[]) {
+    if (!failed) {
+      failed = true;
+      return Promise.reject(Object.assign(new Error("blip"), { canRetry: true }));
+    }
+    return original.apply(this, args);
+  };
+  try {
+    await Promise.all([
+      producer.send({ topic, messages: [{ key: "k", value: "older" }] }),
+      producer.send({ topic, messages: [{ key: "k", value: "newer" }] }),
+    ]);
+  } finally {
+    proto.metadata = original;
+  }
+  assert.ok(failed, "the look-up failed once");
+  assert.deepEqual((await readTopic(topic)).map((m) => m.value), ["0", "older", "newer"]);
+});
