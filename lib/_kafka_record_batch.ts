@@ -100,10 +100,12 @@ export class RecordBatchWriter {
       this.#at += data.length;
       return;
     }
-    // At most 3 bytes per UTF-16 unit: reserve the varint for that, move back if shorter.
+    // At most 3 bytes per UTF-16 unit: reserve the varint for that, move back if shorter. The
+    // room ensured covers the 5 bytes `#varint` asks for, else it would grow the buffer after
+    // the text was written past `#at` and lose it.
     const most = data.length * 3;
     const room = varintSize(most);
-    this.#ensure(room + most);
+    this.#ensure(5 + most);
     const written = this.#buf.write(data, this.#at + room, most, "utf8");
     const size = varintSize(written);
     this.#varint(written);

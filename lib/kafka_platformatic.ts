@@ -114,7 +114,10 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
   #order: Promise<unknown> = Promise.resolve();
   /** UTF-8 bytes of the key being placed (murmur2), reused. */
   #keyBytes = Buffer.allocUnsafe(1024);
-  /** The last headers object and its pairs as bytes: a run of messages shares one. */
+  /**
+   * The last headers object of the send being queued and its pairs as bytes: a run of messages
+   * shares one. Forgotten at each send (a caller may reuse the object with new contents).
+   */
   #lastHeaders: { of: ProducerMessage["headers"]; pairs: Array<[Buffer, Buffer]> } | undefined;
 
   constructor(options: PlatformaticProducerOptions) {
@@ -255,7 +258,7 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
         // under a new producer id (a batch numbered on under this one could be taken for a
         // duplicate and dropped).
         this.#renew = true;
-        if (attempt > SEND_RETRIES || !retriable(error)) throw error;
+        if (attempt > SEND_RETRIES || !retriable(error) || unsent.has(error as object)) throw error;
         await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
         this.#producer.clearMetadata();
       }
@@ -274,7 +277,7 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
    * order of the calls; the acknowledgements are awaited together.
    */
   async #produce(topic: string, messages: ProducerMessage[]): Promise<void> {
-    const queued = this.#order.then(() => this.#queue(topic, messages));
+    const queued = this.#order.then(() => this.#queueRetrying(topic, messages));
     this.#order = queued.catch(() => {});
     const responses = await queued;
     if (process.env.STATECAST_TEST_KAFKA_FAULT === "after-queue" && !this.#faulted) {
@@ -282,6 +285,27 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
       throw Object.assign(new Error("STATECAST_TEST_KAFKA_FAULT=after-queue"), { canRetry: true });
     }
     await Promise.all(responses);
+  }
+
+  /**
+   * {@linkcode PlatformaticProducer.#queue}, again after a retriable failure before any request
+   * went out (metadata, a connection, a leader being elected), in this send's turn: a later send
+   * that went first would have its messages overwritten by this one's older ones.
+   */
+  async #queueRetrying(topic: string, messages: ProducerMessage[]): Promise<Promise<unknown>[]> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#queue(topic, messages);
+      } catch (error) {
+        this.#renew = true; // the producer id may have been renewed halfway
+        if (attempt > SEND_RETRIES || !retriable(error)) {
+          if (typeof error === "object" && error !== null) unsent.add(error);
+          throw error;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+        this.#producer.clearMetadata();
+      }
+    }
   }
 
   /**
@@ -294,6 +318,7 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
     const metadata = await this.#producer.metadata({ topics: [topic], autocreateTopics: false });
     const info = metadata.topics.get(topic)!;
     const byPartition = new Map<number, BatchRecord[]>();
+    this.#lastHeaders = undefined;
     for (const m of messages) {
       const p = this.#partition(m.key) % info.partitionsCount;
       const records = byPartition.get(p) ?? byPartition.set(p, []).get(p)!;
@@ -452,6 +477,9 @@ export async function connectPlatformaticProducer(
 
 /** How often a send that failed for a reason the client calls retriable is tried again. */
 const SEND_RETRIES = 3;
+
+/** Failures of `#queueRetrying`, retried there already (no request of theirs went out). */
+const unsent = new WeakSet<object>();
 
 /** Whether the client says `error` (or one in its tree) can be retried. */
 function retriable(error: unknown): boolean {

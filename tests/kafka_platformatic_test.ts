@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createServer } from "node:net";
+import { type Connection, kGetConnection, Producer } from "@platformatic/kafka";
 import { connectPlatformaticProducer, type KafkaCompression } from "../lib/kafka_platformatic.ts";
 import { createTopic, murmur2Partitions, readTopic } from "./_kafka_readback.ts";
 
@@ -223,4 +224,94 @@ Deno.test("PlatformaticProducer sends again, under a new producer id, a send cut
   for (let i = 0; i < 900; i++) assert.equal(last.get(`k${i}`), `v${i}'`);
   // The first requests landed too, then the same messages again: at least once, not exactly.
   assert.equal(read.length, 3 * 900, "the first send twice, the second once");
+});
+
+Deno.test("PlatformaticProducer.send() sends a headers object's new contents when the caller reuses it", async () => {
+  const topic = `plt-reused-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 3);
+  await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+  // The adapter makes a headers object's bytes once for the messages of a send that share it;
+  // the next send must not take them for an object changed since.
+  const headers: Record<string, string> = { x: "1" };
+  await producer.send({ topic, messages: [{ key: "a", value: "1", headers }] });
+  headers.x = "2";
+  headers.y = "3";
+  await producer.send({ topic, messages: [{ key: "b", value: "2", headers }] });
+  const read = Object.fromEntries((await readTopic(topic)).map((m) => [m.key, m.headers]));
+  assert.deepEqual(read, { a: { x: "1" }, b: { x: "2", y: "3" } });
+});
+
+Deno.test("PlatformaticProducer sends again, under a new producer id, the sends in flight when their connection drops", async () => {
+  const topic = `plt-drop-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 3);
+  // The client's connections, reached through its own kGetConnection: the socket is destroyed
+  // right after the second Produce request is handed over, with two sends in flight.
+  // deno-lint-ignore no-explicit-any
+  const proto = Producer.prototype as any;
+  const original = proto[kGetConnection];
+  let produces = 0;
+  proto[kGetConnection] = function (
+    broker: unknown,
+    callback: (e: unknown, c?: Connection) => void,
+  ) {
+    original.call(this, broker, (error: unknown, connection?: Connection) => {
+      // deno-lint-ignore no-explicit-any
+      const c = connection as any;
+      if (c !== undefined && c.statecastTestSend === undefined) {
+        c.statecastTestSend = c.send.bind(c);
+        c.send = (...args: unknown[]) => {
+          c.statecastTestSend(...args);
+          if (args[0] === 0 && ++produces === 2) c.socket.destroy();
+        };
+      }
+      callback(error, connection);
+    });
+  };
+  try {
+    await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+    const batch = (n: number) =>
+      Array.from({ length: 1000 }, (_, i) => ({ key: `k${i}`, value: `v${n}-${i}` }));
+    await Promise.all([0, 1, 2, 3].map((n) => producer.send({ topic, messages: batch(n) })));
+    assert.ok(produces > 4, "requests were sent again");
+    await producer.send({ topic, messages: batch(4) });
+    const read = await readTopic(topic);
+    const values = new Set(read.map((m) => m.value));
+    for (let n = 0; n <= 4; n++) {
+      for (let i = 0; i < 1000; i++) assert.ok(values.has(`v${n}-${i}`), `v${n}-${i} landed`);
+    }
+    const last = new Map(read.map((m) => [m.key, m.value]));
+    for (let i = 0; i < 1000; i++) assert.equal(last.get(`k${i}`), `v4-${i}`);
+  } finally {
+    proto[kGetConnection] = original;
+  }
+});
+
+Deno.test("PlatformaticProducer keeps two sends in order when the first fails before its requests go out", async () => {
+  const topic = `plt-order-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 3);
+  await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
+  await producer.send({ topic, messages: [{ key: "k", value: "0" }] });
+  // The first send's metadata look-up fails once, retriably: it is sent again after a pause,
+  // and the second send must not go first (its value would be overwritten by the older one).
+  // deno-lint-ignore no-explicit-any
+  const proto = Producer.prototype as any;
+  const original = proto.metadata;
+  let failed = false;
+  proto.metadata = function (...args: unknown[]) {
+    if (!failed) {
+      failed = true;
+      return Promise.reject(Object.assign(new Error("blip"), { canRetry: true }));
+    }
+    return original.apply(this, args);
+  };
+  try {
+    await Promise.all([
+      producer.send({ topic, messages: [{ key: "k", value: "older" }] }),
+      producer.send({ topic, messages: [{ key: "k", value: "newer" }] }),
+    ]);
+  } finally {
+    proto.metadata = original;
+  }
+  assert.ok(failed, "the look-up failed once");
+  assert.deepEqual((await readTopic(topic)).map((m) => m.value), ["0", "older", "newer"]);
 });

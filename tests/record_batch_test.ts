@@ -64,3 +64,30 @@ Deno.test("RecordBatchWriter writes batches the client reads back, CRC and all",
     });
   }
 });
+
+Deno.test("RecordBatchWriter keeps a one-character text value that ends where its buffer must grow", () => {
+  // A 1-character string reserves 4 bytes (its length varint and 3 bytes of text) but its varint
+  // asks for 5: when those 4 bytes end the buffer, the buffer grows after the text was written
+  // and must keep it. A bytes key ends exactly where the writer reserved room, so some first
+  // record size puts the value there; try every offset around the writer's first 1 MiB.
+  const bytesOf = (x: string | Uint8Array | null) =>
+    x === null ? null : typeof x === "string" ? Buffer.from(x, "utf8") : Buffer.from(x);
+  for (let n = (1 << 20) - 140; n < (1 << 20) - 100; n++) {
+    const records: BatchRecord[] = [
+      { key: null, value: Buffer.alloc(n, 1) },
+      { key: Buffer.alloc(32, 2), value: "é" },
+      { key: "k", value: "1" },
+    ];
+    const bytes = new RecordBatchWriter().write(
+      records,
+      { producerId: 1n, producerEpoch: 0, baseSequence: 0, timestamp: 0 },
+      crc32c,
+    );
+    const batch = readRecordsBatch(Reader.from(bytes));
+    batch.records.forEach((r, i) => {
+      const want = records[i]!;
+      assert.deepEqual(r.key === null ? null : Buffer.from(r.key), bytesOf(want.key), `key ${i}`);
+      assert.deepEqual(Buffer.from(r.value!), bytesOf(want.value), `value ${i} (n = ${n})`);
+    });
+  }
+});
