@@ -164,9 +164,13 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
     if (this.#direct && await this.#produceVersion() !== undefined) {
       const { topic } = record;
       if (!this.#known.has(topic)) await this.#checkTopic(topic);
-      const sending = this.#produceRetrying(topic, record.messages);
+      // Once the send has timed out, nothing of it starts again: a late attempt could land after
+      // a later round's messages for the same keys.
+      const send = { gaveUp: false };
+      const sending = this.#produceRetrying(topic, record.messages, send);
       return await within(this.#options.sendTimeoutMs ?? 60_000, `sending to "${topic}"`, sending)
         .catch((error) => {
+          send.gaveUp = true;
           throw kafkaError(error);
         });
     }
@@ -249,10 +253,10 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
    * connection dropped) with a new producer id: batches the broker took before the failure are
    * written again, which at-least-once allows (the same keys, the same values).
    */
-  async #produceRetrying(topic: string, messages: ProducerMessage[]): Promise<void> {
+  async #produceRetrying(topic: string, messages: ProducerMessage[], send: Send): Promise<void> {
     for (let attempt = 1;; attempt++) {
       try {
-        return await this.#produce(topic, messages);
+        return await this.#produce(topic, messages, send);
       } catch (error) {
         // The broker's sequence numbers may now be ahead of ours or behind: the next batch goes
         // under a new producer id (a batch numbered on under this one could be taken for a
@@ -260,6 +264,7 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
         this.#renew = true;
         if (attempt > SEND_RETRIES || !retriable(error) || unsent.has(error as object)) throw error;
         await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+        if (send.gaveUp) throw error;
         this.#producer.clearMetadata();
       }
     }
@@ -276,11 +281,12 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
    * about 4 KB of garbage per message). Sequence numbers are taken and the requests queued in the
    * order of the calls; the acknowledgements are awaited together.
    */
-  async #produce(topic: string, messages: ProducerMessage[]): Promise<void> {
-    const queued = this.#order.then(() => this.#queueRetrying(topic, messages));
+  async #produce(topic: string, messages: ProducerMessage[], send: Send): Promise<void> {
+    const queued = this.#order.then(() => this.#queueRetrying(topic, messages, send));
     this.#order = queued.catch(() => {});
     const responses = await queued;
-    if (process.env.STATECAST_TEST_KAFKA_FAULT === "after-queue" && !this.#faulted) {
+    const fault = process.env.STATECAST_TEST_KAFKA_FAULT;
+    if (fault === "after-queue-always" || (fault === "after-queue" && !this.#faulted)) {
       this.#faulted = true; // a test: the requests are on their way, the send fails as if cut off
       throw Object.assign(new Error("STATECAST_TEST_KAFKA_FAULT=after-queue"), { canRetry: true });
     }
@@ -292,8 +298,17 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
    * went out (metadata, a connection, a leader being elected), in this send's turn: a later send
    * that went first would have its messages overwritten by this one's older ones.
    */
-  async #queueRetrying(topic: string, messages: ProducerMessage[]): Promise<Promise<unknown>[]> {
+  async #queueRetrying(
+    topic: string,
+    messages: ProducerMessage[],
+    send: Send,
+  ): Promise<Promise<unknown>[]> {
     for (let attempt = 1;; attempt++) {
+      if (send.gaveUp) { // timed out while waiting its turn or its pause: nothing goes out
+        const error = new Error(`sending to "${topic}" was given up`);
+        unsent.add(error);
+        throw error;
+      }
       try {
         return await this.#queue(topic, messages);
       } catch (error) {
@@ -473,6 +488,11 @@ export async function connectPlatformaticProducer(
     throw error;
   }
   return producer;
+}
+
+/** One `send()` of the direct path: set once it has timed out, so that it starts nothing more. */
+interface Send {
+  gaveUp: boolean;
 }
 
 /** How often a send that failed for a reason the client calls retriable is tried again. */

@@ -315,3 +315,27 @@ Deno.test("PlatformaticProducer keeps two sends in order when the first fails be
   assert.ok(failed, "the look-up failed once");
   assert.deepEqual((await readTopic(topic)).map((m) => m.value), ["0", "older", "newer"]);
 });
+
+Deno.test("PlatformaticProducer starts nothing more of a send once it has timed out", async () => {
+  const topic = `plt-giveup-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopic(topic, 3);
+  // Every attempt fails after its requests went out; the send gives up after 150 ms, while the
+  // first retry still waits its 200 ms pause: that retry, and the ones after it, must not start.
+  await using producer = await connectPlatformaticProducer({
+    brokers: BROKERS,
+    sendTimeoutMs: 150,
+  });
+  const messages = Array.from({ length: 300 }, (_, i) => ({ key: `k${i}`, value: `v${i}` }));
+  Deno.env.set("STATECAST_TEST_KAFKA_FAULT", "after-queue-always");
+  try {
+    await assert.rejects(producer.send({ topic, messages }), /took over 150 ms/);
+    await new Promise((resolve) => setTimeout(resolve, 2000)); // the retries' pauses, and more
+  } finally {
+    Deno.env.delete("STATECAST_TEST_KAFKA_FAULT");
+  }
+  assert.equal((await readTopic(topic)).length, 300, "the first attempt only");
+  // The producer goes on (under a new id).
+  await producer.send({ topic, messages: [{ key: "k0", value: "after" }] });
+  const last = new Map((await readTopic(topic)).map((m) => [m.key, m.value]));
+  assert.equal(last.get("k0"), "after");
+});
