@@ -100,9 +100,13 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
   /** The producer id being asked for, shared by the sends that wait for it. */
   #init: Promise<unknown> | undefined;
   /**
-   * Two sends at once keep their order: the client numbers each batch when it is handed over and
-   * writes one request at a time per broker. Measured with bench/producer.ts (200,000 messages,
-   * batches of 2,000): 380-440k msgs/s against 290-350k with one at a time; more did not help.
+   * Two sends at once keep their order: each batch is numbered when it is queued, in the order of
+   * the sends, and one connection per broker writes them in that order. Measured with
+   * bench/producer.ts (200,000 messages, batches of 2,000): 380-440k msgs/s against 290-350k with
+   * one at a time; more did not help. One exception, which the Kafka target never meets (a key
+   * comes once in a chunk's changes, and chunks are applied one after the other): a send retried
+   * after a failure is written again whole, after the sends that went on meanwhile, so a key in
+   * both would end with the older value.
    */
   readonly inFlight = 2;
   /** Whether sends take {@linkcode PlatformaticProducer.#produce} (uncompressed batches). */
