@@ -165,9 +165,9 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
    * the client's own `send()`).
    */
   async send(record: { topic: string; messages: ProducerMessage[] }): Promise<unknown> {
+    const { topic } = record;
+    if (!this.#known.has(topic)) await this.#checkTopic(topic);
     if (this.#direct && await this.#produceVersion() !== undefined) {
-      const { topic } = record;
-      if (!this.#known.has(topic)) await this.#checkTopic(topic);
       // Once the send has timed out, nothing of it starts again: a late attempt could land after
       // a later round's messages for the same keys.
       const send = { gaveUp: false };
@@ -183,7 +183,6 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
 
   async #clientSend(record: { topic: string; messages: ProducerMessage[] }): Promise<unknown> {
     const { topic } = record;
-    if (!this.#known.has(topic)) await this.#checkTopic(topic);
     // One producer id for sends that start together (each would ask for its own otherwise).
     if (this.#producer.producerId === undefined) {
       this.#init ??= this.#producer.initIdempotentProducer({}).finally(() =>
@@ -267,9 +266,8 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
         // duplicate and dropped).
         this.#renew = true;
         if (attempt > SEND_RETRIES || !retriable(error) || unsent.has(error as object)) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+        await this.#backOff(attempt);
         if (send.gaveUp) throw error;
-        this.#producer.clearMetadata();
       }
     }
   }
@@ -321,10 +319,15 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
           if (typeof error === "object" && error !== null) unsent.add(error);
           throw error;
         }
-        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
-        this.#producer.clearMetadata();
+        await this.#backOff(attempt);
       }
     }
+  }
+
+  /** The pause before retry `attempt` (200 ms, doubling), then the topics' metadata asked anew. */
+  async #backOff(attempt: number): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+    this.#producer.clearMetadata();
   }
 
   /**

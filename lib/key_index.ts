@@ -311,9 +311,7 @@ function mergeRuns(older: Run, newer: Run, dropRemovals: boolean): Run {
  * rows with it (base segments numbered on from the last `seq`, so a changed store is noticed).
  */
 function compact(tid: number, index: TargetIndex): InStatement[] {
-  let delta = index.deltas[0]!;
-  for (const next of index.deltas.slice(1)) delta = mergeRuns(delta, next, false);
-  const base = mergeRuns(index.base, delta, true);
+  const base = mergeRuns(index.base, foldDeltas(index), true);
   const statements: InStatement[] = [
     { sql: "DELETE FROM statecast_key_runs WHERE tid = ?", args: [tid] },
   ];
@@ -338,6 +336,13 @@ function compact(tid: number, index: TargetIndex): InStatement[] {
   return statements;
 }
 
+/** A target's deltas as one run, the newer laid over the older; removals kept. */
+function foldDeltas(index: TargetIndex): Run {
+  let delta = index.deltas[0]!;
+  for (const next of index.deltas.slice(1)) delta = mergeRuns(delta, next, false);
+  return delta;
+}
+
 /**
  * Folds the deltas into one delta row, the base left as it is: too many deltas to search, too
  * few entries to be worth a new base. A live job at 1M keys whose edits each change a key or two
@@ -345,8 +350,7 @@ function compact(tid: number, index: TargetIndex): InStatement[] {
  * deltas, and the base only once they reach half of it.
  */
 function mergeDeltas(tid: number, index: TargetIndex): InStatement[] {
-  let delta = index.deltas[0]!;
-  for (const next of index.deltas.slice(1)) delta = mergeRuns(delta, next, false);
+  const delta = foldDeltas(index);
   const onDisk = index.deltas.length - 1; // the newest is this commit's, not written yet
   index.deltas = [delta];
   index.deltaEntries = delta.hashes.length;
