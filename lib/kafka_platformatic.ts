@@ -30,7 +30,13 @@ import {
   type SASLOptions,
   Writer,
 } from "@platformatic/kafka";
-import { type BatchRecord, produceRequestBody, RecordBatchWriter } from "./_kafka_record_batch.ts";
+import {
+  ASCII_COPY_MAX,
+  type BatchRecord,
+  copyAscii,
+  produceRequestBody,
+  RecordBatchWriter,
+} from "./_kafka_record_batch.ts";
 import type { KafkaProducer, ProducerMessage } from "./kafka_target.ts";
 import { murmur2Partition } from "./_kafka_murmur2.ts";
 
@@ -423,7 +429,12 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
     if (this.#keyBytes.length < key.length * 3) {
       this.#keyBytes = Buffer.allocUnsafe(key.length * 3);
     }
-    return murmur2Partition(this.#keyBytes, this.#keyBytes.write(key, 0, "utf8"));
+    // As the batch writer: ASCII copied (Buffer.write made a view and a result object per key).
+    const ascii = key.length <= ASCII_COPY_MAX && copyAscii(key, this.#keyBytes, 0);
+    return murmur2Partition(
+      this.#keyBytes,
+      ascii ? key.length : this.#keyBytes.write(key, 0, "utf8"),
+    );
   }
 
   /** A message's headers as byte pairs, the same array again for the same headers object. */

@@ -96,11 +96,19 @@ Deno.test("PlatformaticProducer.send() sends each message its own headers when s
   });
 });
 
-Deno.test("connectPlatformaticProducer() puts 300 keys on the partitions librdkafka's murmur2 picks", async () => {
+Deno.test("connectPlatformaticProducer() puts 300 keys (UTF-8, long) on the partitions librdkafka's murmur2 picks", async () => {
   const topic = `plt-murmur-${crypto.randomUUID().slice(0, 8)}`;
   const reference = `${topic}-kcat`;
   await createTopic(topic, 3);
-  const keys = Array.from({ length: 300 }, (_, i) => `key-${i}-${i * 7919}`);
+  // ASCII keys, keys with 2- and 4-byte characters, and longer ones (statecast copies ASCII keys
+  // of up to 512 units itself and lets the runtime encode the rest).
+  const keys = Array.from({ length: 300 }, (_, i) => {
+    const key = `key-${i}-${i * 7919}`;
+    if (i % 10 === 1) return `clé-${key}`;
+    if (i % 10 === 2) return `${key}🙂`;
+    if (i % 50 === 3) return key.padEnd(512 + (i % 3), "x");
+    return key;
+  });
   {
     await using producer = await connectPlatformaticProducer({ brokers: BROKERS });
     await producer.send({ topic, messages: keys.map((key) => ({ key, value: "x" })) });

@@ -17,6 +17,12 @@ Deno.test("RecordBatchWriter writes batches the client reads back, CRC and all",
     records.push({ key: Buffer.from(`b${n}`), value: Buffer.alloc(n, 7) });
     records.push({ key: "é🙂".repeat(n % 97), value: "Zoë".repeat(n % 50), headers: [] });
   }
+  // Text that is ASCII up to its last unit, around the length below which ASCII is copied unit
+  // by unit (512): the copy starts, stops, and the runtime encodes it all again.
+  for (const n of [1, 2, 63, 64, 65, 511, 512, 513, 514]) {
+    records.push({ key: "x".repeat(n - 1) + "\u0080", value: "a".repeat(n - 1) + "🙂" });
+    records.push({ key: "é" + "x".repeat(n - 1), value: "a".repeat(n) });
+  }
   records.push({ key: null, value: null });
   for (let i = 0; i < 2000; i++) records.push({ key: `k${i}`, value: "v".repeat(600), headers: h });
   for (
