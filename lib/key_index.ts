@@ -42,6 +42,10 @@ export const KEY_RUNS_SCHEMA = `CREATE TABLE IF NOT EXISTS statecast_key_runs (
     hashes BLOB NOT NULL, cids BLOB NOT NULL,
     PRIMARY KEY (tid, seq)) WITHOUT ROWID`;
 
+/** The runs' keys alone (schema version 8): what `MAX(seq), COUNT(*)` reads, not the blobs. */
+export const KEY_RUNS_SEQ_INDEX =
+  "CREATE INDEX IF NOT EXISTS statecast_key_runs_seq ON statecast_key_runs (tid, seq)";
+
 /** The tables of the key index before schema 7 (read once by the migration, then dropped). */
 export const LEGACY_INDEX_TABLES = ["statecast_key_index", "statecast_key_index_recent"];
 
