@@ -345,15 +345,13 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
     const version = (await this.#produceVersion())!;
     const metadata = await this.#producer.metadata({ topics: [topic], autocreateTopics: false });
     const info = metadata.topics.get(topic)!;
-    const byPartition = new Map<number, BatchRecord[]>();
-    this.#lastHeaders = undefined;
-    for (const m of messages) {
-      const p = this.#partition(m.key) % info.partitionsCount;
-      const records = byPartition.get(p) ?? byPartition.set(p, []).get(p)!;
-      records.push({ key: m.key, value: m.value, headers: this.#headerPairs(m.headers) });
+    const partitionOf = new Int32Array(messages.length);
+    const used = new Set<number>();
+    for (let i = 0; i < messages.length; i++) {
+      used.add(partitionOf[i] = this.#partition(messages[i]!.key) % info.partitionsCount);
     }
     const connections = new Map<number, Connection>();
-    for (const p of byPartition.keys()) {
+    for (const p of used) {
       const leader = info.partitions[p]!.leader;
       const broker = metadata.brokers.get(leader);
       if (broker === undefined) { // a leader being elected: ask again after a pause
@@ -367,6 +365,16 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
       this.#renew = false;
       await this.#producer.initIdempotentProducer({});
       this.#sequences.clear();
+    }
+    // From here on nothing waits: the records are made and written at once, so they die young
+    // (made before the waits above, they outlived a collection or two and were promoted).
+    const byPartition = new Map<number, BatchRecord[]>();
+    this.#lastHeaders = undefined;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      const p = partitionOf[i]!;
+      const records = byPartition.get(p) ?? byPartition.set(p, []).get(p)!;
+      records.push({ key: m.key, value: m.value, headers: this.#headerPairs(m.headers) });
     }
     const header = {
       producerId: this.#producer.producerId!,

@@ -251,7 +251,8 @@ export class TopicTarget implements Target<TopicState> {
           Math.min(changes.length, start + batchSize),
         );
         const send = this.#producer.send({ topic: this.topic, messages, acks });
-        const acked = send.then(() => messages.length);
+        const count = messages.length; // not the messages: the producer may let go of them first
+        const acked = send.then(() => count);
         acked.catch(() => {}); // awaited below, in order; a later batch may fail first
         pending.push(acked);
         while (pending.length >= inFlight) await acknowledged();
