@@ -39,6 +39,9 @@ export interface Collected {
 /** Target id → key id → what one component declared. */
 export type Declarations = Map<string, Map<string, Collected>>;
 
+/** Declared states between two calls of a collector's `onDeclared` (a power of 2). */
+export const DECLARED_PULSE = 4096;
+
 /** What one run of a component declared, per target id and key id. */
 export class Collector {
   readonly byTarget: Declarations = new Map();
@@ -49,7 +52,15 @@ export class Collector {
   /** Warnings about the source, given by `warnSource()`. */
   readonly warnings: string[] = [];
 
-  constructor(readonly component: string, readonly onDuplicateKey: OnDuplicateKey) {}
+  /**
+   * `onDeclared`, if given, is called every {@linkcode DECLARED_PULSE} new keys (the app checks
+   * the heap there).
+   */
+  constructor(
+    readonly component: string,
+    readonly onDuplicateKey: OnDuplicateKey,
+    readonly onDeclared?: () => void,
+  ) {}
 
   declare<S extends { key: Key }>(target: Fingerprinting<S>, state: S): void {
     let states = this.byTarget.get(target.id);
@@ -65,7 +76,7 @@ export class Collector {
         { path: this.component, ...(this.line === undefined ? {} : { line: this.line }) },
       );
     }
-    if (earlier === undefined) this.count++;
+    if (earlier === undefined && (++this.count & (DECLARED_PULSE - 1)) === 0) this.onDeclared?.();
     states.set(id, { state, fingerprint: target.fingerprint(state), line: this.line });
   }
 }

@@ -273,7 +273,11 @@ export class Round<I extends SourceItem> {
         chunk.memo.set(item.path, record); // new stat, same content: remember, do not parse
         return 0;
       }
-      const collector = new Collector(item.path, this.#fn.onDuplicateKey);
+      const collector = new Collector(
+        item.path,
+        this.#fn.onDuplicateKey,
+        this.#options.onDeclared,
+      );
       try {
         await collecting(collector, () => this.#fn.run(item));
       } catch (error) {

@@ -19,15 +19,20 @@ export function runtimeName(): string {
   return `node ${process.version}`;
 }
 
-/** The heap size above which {@linkcode releaseMemory} collects garbage, by default. */
-const DEFAULT_HEAP_MB = 72;
+/**
+ * The heap size above which {@linkcode releaseMemory} collects garbage, by default: 88 MiB under
+ * Deno; 72 under Bun, which checks at chunk ends only (at 88 a first publish of 1M rows peaked at
+ * 235-253 MB instead of 216-219).
+ */
+const DEFAULT_HEAP_MB = typeof Bun === "undefined" ? 88 : 72;
 
 let collect: (() => void) | undefined | null;
 let heapLimitBytes: number | undefined;
 
 /**
  * `STATECAST_HEAP_MB`: the heap size in MiB above which a full garbage collection runs between
- * the chunks of a round (default 72; 0: never, V8 and Bun collect on their own schedule). A
+ * the chunks of a round and every 4,096 declared states (default 88; 0: never, V8 and Bun
+ * collect on their own schedule). A
  * bad value is a `TypeError` that says what to write.
  */
 export function heapLimitMb(): number {
@@ -44,15 +49,26 @@ export function heapLimitMb(): number {
 }
 
 /**
- * A full garbage collection, if the heap has grown past `STATECAST_HEAP_MB` (72 MiB). Called
- * between the chunks of a round: V8 otherwise lets its heap grow to several times what a chunk
- * holds (a first publish of 1M rows peaked at 340-355 MB instead of 190 MB). It costs time: the
- * same publish under Deno took 7.7-8.0 s at 72 MiB (192-194 MB), 9.3-9.9 s at 64 (183-190 MB),
- * 7.4-7.8 s at 80 (193-198 MB) and 5.6-5.8 s never collecting (README: Memory or speed). Bun has `Bun.gc()`; V8 exposes `gc` only to a
+ * A full garbage collection, if the heap (with array buffers) has grown past
+ * `STATECAST_HEAP_MB` (88 MiB). Called between the chunks of a round and every 4,096 states a
+ * file declares: V8 otherwise lets its heap grow to several times what a chunk holds (a first
+ * publish of 1M rows peaked at 340-370 MB instead of 190 MB). Checked at chunk ends only, the
+ * heap overshot the threshold by up to 17 MB between two checks, so the threshold had to be low
+ * (72 MiB: peaks of 186-208 MB); checked every 4,096 states too, 88 MiB peaks at 190-193 MB with
+ * 24 calls instead of 33, 6.1 s instead of 7.0 (medians of 4, 1M rows in 100 files; 84:
+ * 189-193 MB, 6.4 s; 92: 192-200 MB; README: Memory or speed). Each call of Deno's `gc()` is a
+ * low-memory notification: two full, compacting collections, whatever its arguments. Bun has
+ * `Bun.gc()`; V8 exposes `gc` only to a
  * context made after `--expose-gc` is set, which Deno allows at run time. Anywhere else this is
  * a no-op.
+ *
+ * `at` says where the round is: at the end of a chunk, or among a file's declared states. Under
+ * Bun only chunk ends check: its heap (JavaScriptCore's, measured its own way) stayed over the
+ * threshold, so a check every 4,096 states collected every time (1M rows: 8.3 s instead of 5.7 s,
+ * 238 MB instead of 219-229).
  */
-export function releaseMemory(): void {
+export function releaseMemory(at: "chunk" | "declared" = "chunk"): void {
+  if (at === "declared" && typeof Bun !== "undefined") return;
   if (collect === undefined) {
     collect = null;
     try {

@@ -304,7 +304,12 @@ class LiveRun {
   #rootCheck: Promise<boolean> | undefined;
   #lastWatchError = "";
   /** Options every round gets: the delete guard's share, and memory released between chunks. */
-  readonly #guard: { maxDeleteShare?: number; onChunk: () => void; keepChanges: boolean };
+  readonly #guard: {
+    maxDeleteShare?: number;
+    onChunk: () => void;
+    onDeclared: () => void;
+    keepChanges: boolean;
+  };
 
   constructor(
     engine: Engine,
@@ -319,8 +324,13 @@ class LiveRun {
     this.#root = resolve(source.root);
     const keepChanges = options.keepChanges ?? false;
     this.#guard = options.maxDeleteShare === undefined
-      ? { onChunk: releaseMemory, keepChanges }
-      : { maxDeleteShare: options.maxDeleteShare, onChunk: releaseMemory, keepChanges };
+      ? { onChunk: releaseMemory, onDeclared: () => releaseMemory("declared"), keepChanges }
+      : {
+        maxDeleteShare: options.maxDeleteShare,
+        onChunk: releaseMemory,
+        onDeclared: () => releaseMemory("declared"),
+        keepChanges,
+      };
     this.#settling = new Settling(engine, {
       settleMs: source.settleMs,
       settleMaxMs: source.settleMaxMs,

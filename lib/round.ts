@@ -227,6 +227,11 @@ export interface RoundOptions<I extends SourceItem = SourceItem> {
    * what a chunk holds).
    */
   onChunk?: () => void;
+  /**
+   * Called every 4,096 states a file declares (the app checks the heap there as well: the files
+   * of a chunk allocate tens of MB between two chunk ends, and a large file is one chunk).
+   */
+  onDeclared?: () => void;
   /** Called after each file ran and each batch of changes was acknowledged, for progress. */
   onProgress?: ((phase: "files" | "changes", done: number, total: number) => void) | undefined;
 }

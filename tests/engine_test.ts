@@ -79,6 +79,23 @@ Deno.test("Engine.round() sends one upsert per row, then nothing, without parsin
   assert.equal(second.summary.unchanged, 1);
 });
 
+Deno.test("Engine.round() calls onDeclared every 4,096 new keys of a file, and onChunk once per chunk", async () => {
+  await using f = await fixture();
+  // 9,000 rows with 500 repeated keys (onDuplicateKey "last"): 8,500 new keys, two pulses.
+  const rows = Array.from({ length: 9000 }, (_, i) => `k${i % 8500},${i}`);
+  await f.write("a.csv", `key,n\n${rows.join("\n")}\n`);
+  f.setDuplicates("last");
+  let declared = 0;
+  let chunks = 0;
+  const { summary } = await f.round({
+    onDeclared: () => declared++,
+    onChunk: () => chunks++,
+  });
+  assert.equal(summary.upserts, 8500);
+  assert.equal(declared, 2);
+  assert.equal(chunks, 1);
+});
+
 Deno.test("Engine.round() hashes a recently written file instead of trusting its stat", async () => {
   await using f = await fixture();
   await f.write("a.csv", "key,n\nk1,1\n");
