@@ -53,7 +53,8 @@ export interface Planned {
 
 /** A chunk's plan: upserts to send now, deletes to record, retracting rows to clear. */
 export interface Plan {
-  upserts: Array<Planned & { change: Extract<Change<DeclaredState>, { kind: "upsert" }> }>;
+  /** Upserts, each its own change (one object per key: a chunk holds 10,000 until committed). */
+  upserts: Array<Planned & Extract<Change<DeclaredState>, { kind: "upsert" }>>;
   deletes: Array<Planned & { fp: Fingerprint | undefined }>;
   unretract: Planned[];
   noops: number;
@@ -226,7 +227,9 @@ export function planChunk(
           target,
           id,
           anchor,
-          change: { kind: "upsert", key: action.state.key, state: action.state },
+          kind: "upsert",
+          key: action.state.key,
+          state: action.state,
         });
       }
     }

@@ -30,8 +30,14 @@ import type { Change, DeclaredState } from "./target.ts";
 /** The logic fingerprint of a memo row that must run again (a target did not get its changes). */
 const RUN_AGAIN = "run-again";
 
+/** The key list of a file that declares nothing on a target. */
+const NO_KEYS: ReadonlyMap<string, Fingerprint> = new Map<string, Fingerprint>();
+
 /** Keys sent and committed per end-of-round batch of deletes. */
 const DELETE_BATCH = 10_000;
+
+/** A change with the target it goes to. */
+type TargetChange = Change<DeclaredState> & { target: string };
 
 /** Which of a plan's parts a commit covers. */
 interface Part {
@@ -494,10 +500,10 @@ export class Round<I extends SourceItem> {
 
   /** Counts upserts that went out (deletes are counted when sent). */
   #count(upserts: Plan["upserts"]): void {
-    for (const { target, change } of upserts) {
+    for (const { target, key, state } of upserts) {
       this.summary.upserts++;
       if (this.#options.keepChanges) {
-        this.summary.changes.push({ target, kind: "upsert", key: change.key, state: change.state });
+        this.summary.changes.push({ target, kind: "upsert", key, state });
       }
     }
   }
@@ -522,9 +528,7 @@ export class Round<I extends SourceItem> {
   }
 
   /** Applies changes target by target, reporting progress. */
-  async #apply(
-    changes: ReadonlyArray<{ target: string; change: Change<DeclaredState> }>,
-  ): Promise<void> {
+  async #apply(changes: ReadonlyArray<TargetChange>): Promise<void> {
     const failures = await this.#applyEach(changes);
     for (const error of failures.values()) throw error;
   }
@@ -533,14 +537,12 @@ export class Round<I extends SourceItem> {
    * Applies changes target by target, reporting progress; every target gets its changes even
    * when another one fails. Returns the errors of the targets that failed.
    */
-  async #applyEach(
-    changes: ReadonlyArray<{ target: string; change: Change<DeclaredState> }>,
-  ): Promise<Map<string, unknown>> {
+  async #applyEach(changes: ReadonlyArray<TargetChange>): Promise<Map<string, unknown>> {
     const byTarget = new Map<string, Array<Change<DeclaredState>>>();
-    for (const { target, change } of changes) {
-      let list = byTarget.get(target);
-      if (list === undefined) byTarget.set(target, list = []);
-      list.push(change);
+    for (const change of changes) {
+      let list = byTarget.get(change.target);
+      if (list === undefined) byTarget.set(change.target, list = []);
+      list.push(change); // the change itself: a target reads kind, key and state
     }
     this.#changesPlanned += changes.length;
     const failures = new Map<string, unknown>();
@@ -642,8 +644,7 @@ export class Round<I extends SourceItem> {
         const before = lookup.prev.get(target)?.get(c);
         const now = gone ? undefined : declarations.get(target);
         if (before === undefined && now === undefined) continue;
-        const keys: KeyFingerprints = new Map();
-        for (const [id, collected] of now ?? []) keys.set(id, collected.fingerprint);
+        const keys = now ?? NO_KEYS;
         if (!gone || only !== undefined) commit.declarations.push({ target, component: c, keys });
         commit.index!.push({ tid, cid, ...hashDiff(before, keys, lookup.hashes) });
       }
@@ -729,7 +730,8 @@ export class Round<I extends SourceItem> {
         const deletes = page.map(({ key }) => ({
           target,
           id: key,
-          change: { kind: "delete", key: keyFromId(key) } as Change<DeclaredState>,
+          kind: "delete" as const,
+          key: keyFromId(key),
         }));
         await this.#markInDoubt(deletes);
         try {
@@ -776,7 +778,7 @@ function conflictMessage(target: string, id: string, declarers: string[], owner:
 /** The key hashes a component's index rows gain and lose when its keys go from `before` to `now`. */
 function hashDiff(
   before: KeyFingerprints | undefined,
-  now: Map<string, unknown>,
+  now: ReadonlyMap<string, unknown>,
   hashes: ReadonlyMap<string, number>,
 ): { add: number[]; remove: number[] } {
   const hash = (id: string) => hashes.get(id) ?? keyHash(id);

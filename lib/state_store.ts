@@ -107,6 +107,12 @@ export interface ComponentRow extends ComponentRecord {
 /** Key id → fingerprint of the declared state. */
 export type KeyFingerprints = Map<string, Fingerprint>;
 
+/**
+ * A file's keys as a commit gives them: key id → fingerprint, or → what the file declared, which
+ * carries its fingerprint (the engine hands over its own map: no copy per commit).
+ */
+export type KeyList = ReadonlyMap<string, Fingerprint | { readonly fingerprint: Fingerprint }>;
+
 /** Everything committed for one app (for tests and tools: a round never loads it whole). */
 export interface StoredState {
   components: Map<string, ComponentRow>;
@@ -118,7 +124,7 @@ export interface StoredState {
 export interface RoundCommit {
   components: Map<string, ComponentRow>;
   /** Replaces the component's keys for the target; an empty map removes them. */
-  declarations: Array<{ target: string; component: string; keys: KeyFingerprints }>;
+  declarations: Array<{ target: string; component: string; keys: KeyList }>;
   /** Components that are gone: their memo and all their keys are removed. */
   removed: string[];
   /** Key index rows to add and remove (see `key_index.ts`). */
@@ -978,9 +984,9 @@ function inDoubtStatement(app: string, target: string, keys: string[]): InStatem
     };
 }
 
-function encodeKeys(keys: KeyFingerprints): string {
+function encodeKeys(keys: KeyList): string {
   const flat: string[] = [];
-  for (const [id, fp] of keys) flat.push(id, fp);
+  for (const [id, fp] of keys) flat.push(id, typeof fp === "string" ? fp : fp.fingerprint);
   return JSON.stringify(flat);
 }
 
