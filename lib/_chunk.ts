@@ -100,15 +100,28 @@ export async function lookUp(
     if (doubts !== undefined && doubts.size > 0) lists.push(doubts);
     const touched = union(lists);
     if (touched.size === 0) continue;
-    const byHash = new Map<number, Several<string>>();
+    const hashes = new Array<number>(touched.size);
+    let n = 0;
     for (const id of touched.keys()) {
       const h = keyHash(id);
-      add(byHash, h, id);
+      hashes[n++] = h;
       lookup.hashes.set(id, h);
+    }
+    const found = await store.declarersOf(tid, hashes, exclude);
+    // The keys of the hashes found: mostly none are (a first publish, a file's own keys), and
+    // then no map from hashes to keys is made.
+    const byHash = new Map<number, Several<string>>();
+    if (found.length > 0) {
+      const wanted = new Set(found.map(([h]) => h));
+      let i = 0;
+      for (const id of touched.keys()) {
+        const h = hashes[i++]!;
+        if (wanted.has(h)) add(byHash, h, id);
+      }
     }
     // Declarers outside the chunk: candidates by hash, confirmed by their own key lists.
     const candidates = new Map<string, number[]>();
-    for (const [h, cid] of await store.declarersOf(tid, [...byHash.keys()], exclude)) {
+    for (const [h, cid] of found) {
       const path = state.paths.get(cid);
       if (path === undefined || removed.has(path)) continue; // gone: never declares
       const hashes = candidates.get(path);

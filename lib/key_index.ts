@@ -120,8 +120,9 @@ export class KeyIndex {
 
   /**
    * The components other than `exclude` that declare a key whose hash is in `hashes`, as
-   * `[hash, component id]` pairs (candidates: confirm with the component's key list). The hashes
-   * are looked up in ascending order, so each run is walked forward rather than searched afresh.
+   * `[hash, component id]` pairs, each once (candidates: confirm with the component's key list;
+   * a hash given twice is looked up once). The hashes are looked up in ascending order, so each
+   * run is walked forward rather than searched afresh.
    */
   async declarersOf(
     tid: number,
@@ -134,7 +135,10 @@ export class KeyIndex {
     const excluded = new Set(exclude);
     const found: Array<[number, number]> = [];
     const cids: number[] = [];
+    let previous = NaN;
     for (const h of Float64Array.from(hashes).sort()) {
+      if (h === previous) continue; // a hash given twice is looked up once
+      previous = h;
       cids.length = 0;
       for (let r = 0; r < runs.length; r++) {
         const run = runs[r]!;
