@@ -95,7 +95,9 @@ const USAGE = `deno task bench [options]
   --cocoindex PATH  the cocoindex CLI to compare with, or "off" (default: cocoindex on PATH)
   --clients LIST    Kafka clients of main.ts to run, comma-separated (KAFKA_CLIENT:
                     kafkajs, platformatic; default: main.ts's default only)
-  --runtimes LIST   runtimes to run statecast under: deno, bun (default: deno)
+  --runtimes LIST   runtimes to run statecast under: deno (deno run -A main.ts), deno-start
+                    (with deno task start's --v8-flags=--max-semi-space-size=4), bun
+                    (default: deno)
   --ceiling on|off  Kafka's own producers on the same broker and data size first (default on)
   --live on|off     the live scenario (default on)
   --cpu-prof        profile main.ts in scenarios 1 to 4 and print the hot spots
@@ -180,9 +182,10 @@ function parseOptions(argv: string[]): Options {
     if (text === "off") return false;
     throw new RangeError(`--${name} must be on or off, got "${text}"`);
   };
-  const runtimes = (list("runtimes", values.runtimes, ["deno", "bun"]) ?? ["deno"]) as Array<
-    Variant["runtime"]
-  >;
+  const runtimes = (list("runtimes", values.runtimes, ["deno", "deno-start", "bun"]) ??
+    ["deno"]) as Array<
+      Variant["runtime"]
+    >;
   const clients = list("clients", values.clients, ["kafkajs", "platformatic"]) ?? [undefined];
   return {
     rows,
@@ -637,14 +640,20 @@ interface Tool {
 
 const DENO = Deno.execPath();
 
-/** A runtime statecast runs under, and the Kafka client main.ts uses (`KAFKA_CLIENT`). */
+/**
+ * A runtime statecast runs under (`deno-start`: Deno with the V8 flag `deno task start` passes),
+ * and the Kafka client main.ts uses (`KAFKA_CLIENT`).
+ */
 interface Variant {
-  runtime: "deno" | "bun";
+  runtime: "deno" | "deno-start" | "bun";
   /** `undefined`: main.ts's default. */
   client: string | undefined;
 }
 
 const BUN = join(ROOT, "node_modules", ".bin", "bun");
+
+/** The V8 flags of `deno task start` (deno.json), for the `deno-start` runtime. */
+const START_FLAGS = ["--v8-flags=--max-semi-space-size=4"];
 
 /** "statecast", or "statecast (bun, platformatic)" when several variants run. */
 function variantName(variant: Variant, all: Variant[]): string {
@@ -658,7 +667,9 @@ function variantName(variant: Variant, all: Variant[]): string {
 
 function statecastTool(brokers: string, variant: Variant, name: string): Tool {
   const run = (args: string[]): [string, string[]] =>
-    variant.runtime === "bun" ? [BUN, args] : [DENO, ["run", "-A", ...args]];
+    variant.runtime === "bun"
+      ? [BUN, args]
+      : [DENO, ["run", "-A", ...(variant.runtime === "deno-start" ? START_FLAGS : []), ...args]];
   return {
     name,
     ours: true,
@@ -695,7 +706,7 @@ function statecastTool(brokers: string, variant: Variant, name: string): Tool {
       return { unchangedFiles: Number(m[2]), upserts: Number(m[4]), seconds: Number(m[7]) };
     },
     watching: /watching "/,
-    ...(variant.runtime === "deno"
+    ...(variant.runtime !== "bun"
       ? { profileArgs: (dir: string) => ["--cpu-prof", `--cpu-prof-dir=${dir}`] }
       : {}),
   };
