@@ -26,6 +26,19 @@ export function runtimeName(): string {
  */
 const DEFAULT_HEAP_MB = typeof Bun === "undefined" ? 88 : 72;
 
+/**
+ * When this runtime checks the heap against `STATECAST_HEAP_MB`, and its default there, as
+ * `--help` says it (Bun: chunk ends only, 72 MiB).
+ */
+export function heapCheckWords(): { when: string; defaultMb: number } {
+  return {
+    when: typeof Bun === "undefined"
+      ? "between chunks and every 4,096 declared rows"
+      : "between chunks",
+    defaultMb: DEFAULT_HEAP_MB,
+  };
+}
+
 let collect: (() => void) | undefined | null;
 let heapLimitBytes: number | undefined;
 

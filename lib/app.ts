@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import {
   args as runtimeArgs,
   exit,
+  heapCheckWords,
   heapLimitMb,
   invocation,
   onStopSignal,
@@ -1280,10 +1281,10 @@ function helpText(name: string, environment: Record<string, string>): string {
     STATECAST_STATE: `the state store, a URL: file:path (relative to the working directory), ` +
       `libsql://host?authToken=..., http://user:password@host/ (default ${DEFAULT_STATE_URL}; ` +
       `--state overrides it)`,
-    STATECAST_HEAP_MB: "the heap size (MiB) above which a full garbage collection runs between " +
-      "chunks and every 4,096 declared rows (default 88; more is faster and takes more memory: " +
-      "0, never, took a first publish of 1M rows from 6.1 s to 4.2 s and its peak from 193 to " +
-      "350 MB)",
+    STATECAST_HEAP_MB: `the heap size (MiB) above which a full garbage collection runs ` +
+      `${heapCheckWords().when} (default ${heapCheckWords().defaultMb}; more is faster and ` +
+      "takes more memory: 0, never, took a first publish of 1M rows under Deno from 6.1 s to " +
+      "4.2 s and its peak from 193 to 350 MB)",
   });
   const width = Math.max(...variables.map(([variable]) => variable.length)) + 2;
   const environmentLines = variables.map(([variable, meaning]) =>

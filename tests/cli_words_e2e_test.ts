@@ -16,6 +16,11 @@ Deno.test("main.ts --help names the command as typed, every variable and every e
   assert.match(deno.stdout, /^Usage: deno run -A main\.ts \[command\] \[options\]$/m);
   const bun = await p.ok({ args: ["--help"], runtime: "bun" });
   assert.match(bun.stdout, /^Usage: bun main\.ts \[command\] \[options\]$/m);
+  // Each runtime's own memory bound: Bun checks at chunk ends only, with a lower default.
+  const heap = (text: string) =>
+    text.match(/^ {2}STATECAST_HEAP_MB +(.*(?:\n {4,}.*)*)/m)![1]!.replace(/\s+/g, " ");
+  assert.match(heap(deno.stdout), /every 4,096 declared rows \(default 88;/);
+  assert.match(heap(bun.stdout), /runs between chunks \(default 72;/);
 
   const example = await readFile(join(ROOT, ".env.example"), "utf8");
   const readme = await readFile(join(ROOT, "README.md"), "utf8");
