@@ -76,8 +76,9 @@ export class Collector {
         { path: this.component, ...(this.line === undefined ? {} : { line: this.line }) },
       );
     }
-    if (earlier === undefined && (++this.count & (DECLARED_PULSE - 1)) === 0) this.onDeclared?.();
     states.set(id, { state, fingerprint: target.fingerprint(state), line: this.line });
+    // After the state is kept: what onDeclared does (or throws) cannot lose it.
+    if (earlier === undefined && (++this.count & (DECLARED_PULSE - 1)) === 0) this.onDeclared?.();
   }
 }
 

@@ -33,7 +33,10 @@ export interface DeclaredState {
 
 /**
  * An upsert or a delete for one key of one target: what {@linkcode Target.apply} receives. An
- * upsert carries the declared state; a delete only the key.
+ * upsert carries the declared state; a delete only the key. Read `kind`, `key` and `state` only:
+ * the objects the engine hands over are its own plan's (one object per key, not a copy made for
+ * the target) and carry more properties, its bookkeeping, which a target must not send or keep
+ * (to keep a change, copy those three).
  *
  * @example
  * ```ts

@@ -96,6 +96,40 @@ Deno.test("Engine.round() calls onDeclared every 4,096 new keys of a file, and o
   assert.equal(chunks, 1);
 });
 
+Deno.test("Engine.round() keeps the state declared when onDeclared throws and the file goes on", async () => {
+  await using f = await fixture();
+  const rows = Array.from({ length: 5000 }, (_, i) => `k${i},${i}`);
+  await f.write("a.csv", `key,n\n${rows.join("\n")}\n`);
+  await using store = await StateStore.open(`file:${join(f.dir, "state.db")}`);
+  const engine = new Engine(store, "test");
+  engine.addTarget(f.target);
+  await engine.load();
+  let thrown = 0;
+  const fn: ComponentFn<FileItem> = {
+    memo: true,
+    logicFingerprint: fingerprint("catching"),
+    onDuplicateKey: "error",
+    run: async (item) => {
+      for await (const row of item.csvRows()) {
+        try {
+          declare(f.target, { key: row.get("key")!, value: row.get("n")! });
+        } catch {
+          thrown++; // a component that carries on after an error of declare()
+        }
+      }
+    },
+  };
+  const items = await walkDir(f.dataDir, { include: ["**/*.csv"] }).scan();
+  const summary = await engine.round(fn, items, {
+    fullScan: true,
+    onDeclared: () => {
+      throw new Error("onDeclared failed");
+    },
+  });
+  assert.equal(thrown, 1, "the 4,096th key's pulse threw");
+  assert.equal(summary.upserts, 5000, "and that key was kept");
+});
+
 Deno.test("Engine.round() hashes a recently written file instead of trusting its stat", async () => {
   await using f = await fixture();
   await f.write("a.csv", "key,n\nk1,1\n");
