@@ -580,14 +580,28 @@ export class StateStore implements AsyncDisposable {
         args: [app, JSON.stringify(slice)],
       });
     }
-    const lists = commit.declarations.filter((d) => d.keys.size > 0)
-      .map((d) => [d.target, d.component, d.keys.size, encodeKeys(d.keys)]);
+    // Small key lists go many to a statement (json_each); a large one is its own statement's
+    // parameter, not JSON text inside JSON text (escaped by us, parsed and unescaped by SQLite).
+    const upsert = " ON CONFLICT (app, target, component) DO UPDATE SET " +
+      "key_count = excluded.key_count, keys = excluded.keys";
+    const lists: unknown[][] = [];
+    for (const d of commit.declarations) {
+      if (d.keys.size === 0) continue;
+      if (d.keys.size < OWN_STATEMENT_KEYS) {
+        lists.push([d.target, d.component, d.keys.size, encodeKeys(d.keys)]);
+        continue;
+      }
+      statements.push({
+        sql: "INSERT INTO statecast_declarations (app, target, component, key_count, keys) " +
+          `VALUES (?, ?, ?, ?, ?)${upsert}`,
+        args: [app, d.target, d.component, d.keys.size, encodeKeys(d.keys)],
+      });
+    }
     for (const slice of slices(lists, ROWS_PER_STATEMENT)) {
       statements.push({
         sql: "INSERT INTO statecast_declarations (app, target, component, key_count, keys) " +
           "SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) " +
-          "WHERE true ON CONFLICT (app, target, component) DO UPDATE SET " +
-          "key_count = excluded.key_count, keys = excluded.keys",
+          `WHERE true${upsert}`,
         args: [app, JSON.stringify(slice)],
       });
     }
@@ -956,6 +970,9 @@ async function migrateToKeyRuns(tx: Transaction): Promise<void> {
 
 /** Rows written per statement, as one JSON parameter. */
 const ROWS_PER_STATEMENT = 1000;
+
+/** Keys from which a file's key list is written by a statement of its own. */
+const OWN_STATEMENT_KEYS = 256;
 
 function* slices<T>(items: ReadonlyArray<T>, size: number): Generator<T[]> {
   for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);

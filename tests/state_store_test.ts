@@ -52,6 +52,38 @@ Deno.test("StateStore round-trips a commit: memo rows and key fingerprints, per 
   }
 });
 
+Deno.test("StateStore round-trips large and small key lists in one commit, and replaces them", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
+  const url = `file:${join(dir, "state.db")}`;
+  // A list of 300 keys is written by a statement of its own, small ones many to a statement.
+  const list = (n: number, tag: string) =>
+    new Map(
+      Array.from({ length: n }, (_, i) => [`${tag}-${i}-"é`, i.toString(16).padStart(16, "0")]),
+    );
+  const commit = (lists: Array<[string, Map<string, string>]>): RoundCommit => ({
+    components: new Map(),
+    declarations: lists.map(([component, keys]) => ({ target: "t", component, keys })),
+    removed: [],
+  });
+  try {
+    await using store = await StateStore.open(url);
+    const big = list(300, "b"), small = list(3, "s"), edge = list(256, "e");
+    await store.commit("app", commit([["big.csv", big], ["small.csv", small], ["edge.csv", edge]]));
+    let lists = (await store.load("app")).declarations.get("t")!;
+    assert.deepEqual([...lists.get("big.csv")!], [...big]);
+    assert.deepEqual([...lists.get("small.csv")!], [...small]);
+    assert.deepEqual([...lists.get("edge.csv")!], [...edge]);
+    const bigger = list(400, "c");
+    await store.commit("app", commit([["big.csv", bigger], ["small.csv", list(255, "d")]]));
+    lists = (await store.load("app")).declarations.get("t")!;
+    assert.deepEqual([...lists.get("big.csv")!], [...bigger]);
+    assert.equal(lists.get("small.csv")!.size, 255);
+    assert.deepEqual(await store.targets("app"), [{ target: "t", components: 3, keys: 911 }]);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
 Deno.test("StateStore.open() refuses a store written by a newer statecast", async () => {
   const dir = await mkdtemp(join(tmpdir(), "statecast-store-"));
   const url = `file:${join(dir, "state.db")}`;
