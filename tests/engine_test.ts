@@ -24,6 +24,8 @@ async function fixture() {
   let runs = 0;
   let version = "1";
   let duplicates: "error" | "last" = "error";
+  /** Set: the component catches what `declare()` throws, hands it here and goes on. */
+  let onDeclareError: ((error: unknown) => void) | undefined;
   const fn = (): ComponentFn<FileItem> => ({
     memo: true,
     logicFingerprint: fingerprint(`logic-${version}`),
@@ -33,7 +35,14 @@ async function fixture() {
       for await (const row of item.csvRows()) {
         const n = row.get("n")!;
         const value = version.startsWith("1") ? JSON.stringify({ n }) : JSON.stringify({ n, v: 2 });
-        declare(target, { key: row.get("key")!, value });
+        if (onDeclareError === undefined) declare(target, { key: row.get("key")!, value });
+        else {
+          try {
+            declare(target, { key: row.get("key")!, value });
+          } catch (error) {
+            onDeclareError(error);
+          }
+        }
       }
     },
   });
@@ -56,6 +65,7 @@ async function fixture() {
     write,
     setVersion: (v: string) => version = v,
     setDuplicates: (d: "error" | "last") => duplicates = d,
+    setOnDeclareError: (handle: (error: unknown) => void) => onDeclareError = handle,
     [Symbol.asyncDispose]: () => rm(dir, { recursive: true, force: true }),
   };
 }
@@ -100,28 +110,9 @@ Deno.test("Engine.round() keeps the state declared when onDeclared throws and th
   await using f = await fixture();
   const rows = Array.from({ length: 5000 }, (_, i) => `k${i},${i}`);
   await f.write("a.csv", `key,n\n${rows.join("\n")}\n`);
-  await using store = await StateStore.open(`file:${join(f.dir, "state.db")}`);
-  const engine = new Engine(store, "test");
-  engine.addTarget(f.target);
-  await engine.load();
   let thrown = 0;
-  const fn: ComponentFn<FileItem> = {
-    memo: true,
-    logicFingerprint: fingerprint("catching"),
-    onDuplicateKey: "error",
-    run: async (item) => {
-      for await (const row of item.csvRows()) {
-        try {
-          declare(f.target, { key: row.get("key")!, value: row.get("n")! });
-        } catch {
-          thrown++; // a component that carries on after an error of declare()
-        }
-      }
-    },
-  };
-  const items = await walkDir(f.dataDir, { include: ["**/*.csv"] }).scan();
-  const summary = await engine.round(fn, items, {
-    fullScan: true,
+  f.setOnDeclareError(() => thrown++); // a component that carries on after declare() threw
+  const { summary } = await f.round({
     onDeclared: () => {
       throw new Error("onDeclared failed");
     },
