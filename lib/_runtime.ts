@@ -44,9 +44,9 @@ let heapLimitBytes: number | undefined;
 
 /**
  * `STATECAST_HEAP_MB`: the heap size in MiB above which a full garbage collection runs between
- * the chunks of a round and every 4,096 declared states (default 88; 0: never, V8 and Bun
- * collect on their own schedule). A
- * bad value is a `TypeError` that says what to write.
+ * the chunks of a round and every 4,096 declared states (default 88, Bun 72 and chunk ends
+ * only; 0: never, V8 and Bun collect on their own schedule). A bad value is a `TypeError` that
+ * says what to write.
  */
 export function heapLimitMb(): number {
   const text = process.env.STATECAST_HEAP_MB;
@@ -71,9 +71,8 @@ export function heapLimitMb(): number {
  * 24 calls instead of 33, 6.1 s instead of 7.0 (medians of 4, 1M rows in 100 files; 84:
  * 189-193 MB, 6.4 s; 92: 192-200 MB; README: Memory or speed). Each call of Deno's `gc()` is a
  * low-memory notification: two full, compacting collections, whatever its arguments. Bun has
- * `Bun.gc()`; V8 exposes `gc` only to a
- * context made after `--expose-gc` is set, which Deno allows at run time. Anywhere else this is
- * a no-op.
+ * `Bun.gc()`; V8 exposes `gc` only to a context made after `--expose-gc` is set, which Deno allows
+ * at run time. Anywhere else this is a no-op.
  *
  * `at` says where the round is: at the end of a chunk, or among a file's declared states. Under
  * Bun only chunk ends check: its heap (JavaScriptCore's, measured its own way) stayed over the

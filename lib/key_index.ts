@@ -185,10 +185,7 @@ export class KeyIndex {
         statements.push(...mergeDeltas(tid, index));
         continue;
       }
-      statements.push({
-        sql: "INSERT INTO statecast_key_runs (tid, seq, base, hashes, cids) VALUES (?, ?, 0, ?, ?)",
-        args: [tid, ++index.seq, bytesOf(delta.hashes), bytesOf(delta.cids)],
-      });
+      statements.push(runRow(tid, ++index.seq, false, delta));
       index.rows++;
     }
     return statements;
@@ -327,15 +324,8 @@ function compact(tid: number, index: TargetIndex): InStatement[] {
   let rows = 0;
   for (let at = 0; at < n || rows === 0; at += SEGMENT, rows++) {
     const end = Math.min(n, at + SEGMENT);
-    statements.push({
-      sql: "INSERT INTO statecast_key_runs (tid, seq, base, hashes, cids) VALUES (?, ?, 1, ?, ?)",
-      args: [
-        tid,
-        ++index.seq,
-        bytesOf(base.hashes.subarray(at, end)),
-        bytesOf(base.cids.subarray(at, end)),
-      ],
-    });
+    const segment = { hashes: base.hashes.subarray(at, end), cids: base.cids.subarray(at, end) };
+    statements.push(runRow(tid, ++index.seq, true, segment));
   }
   index.base = base;
   index.deltas = [];
@@ -365,11 +355,16 @@ function mergeDeltas(tid: number, index: TargetIndex): InStatement[] {
   index.rows += 1 - onDisk;
   return [
     { sql: "DELETE FROM statecast_key_runs WHERE tid = ? AND base = 0", args: [tid] },
-    {
-      sql: "INSERT INTO statecast_key_runs (tid, seq, base, hashes, cids) VALUES (?, ?, 0, ?, ?)",
-      args: [tid, ++index.seq, bytesOf(delta.hashes), bytesOf(delta.cids)],
-    },
+    runRow(tid, ++index.seq, false, delta),
   ];
+}
+
+/** The statement that writes `run` as row `seq` of target `tid`: a base segment or a delta. */
+function runRow(tid: number, seq: number, base: boolean, run: Run): InStatement {
+  return {
+    sql: "INSERT INTO statecast_key_runs (tid, seq, base, hashes, cids) VALUES (?, ?, ?, ?, ?)",
+    args: [tid, seq, base ? 1 : 0, bytesOf(run.hashes), bytesOf(run.cids)],
+  };
 }
 
 /**

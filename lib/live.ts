@@ -323,14 +323,12 @@ class LiveRun {
     this.#options = options;
     this.#root = resolve(source.root);
     const keepChanges = options.keepChanges ?? false;
-    this.#guard = options.maxDeleteShare === undefined
-      ? { onChunk: releaseMemory, onDeclared: () => releaseMemory("declared"), keepChanges }
-      : {
-        maxDeleteShare: options.maxDeleteShare,
-        onChunk: releaseMemory,
-        onDeclared: () => releaseMemory("declared"),
-        keepChanges,
-      };
+    this.#guard = {
+      ...(options.maxDeleteShare === undefined ? {} : { maxDeleteShare: options.maxDeleteShare }),
+      onChunk: releaseMemory,
+      onDeclared: () => releaseMemory("declared"),
+      keepChanges,
+    };
     this.#settling = new Settling(engine, {
       settleMs: source.settleMs,
       settleMaxMs: source.settleMaxMs,

@@ -317,8 +317,8 @@ export class StateStore implements AsyncDisposable {
       );
     }
     if (found === SCHEMA_VERSION) return;
-    if (this.readOnly && found >= READABLE_FROM) return; // only indexes are missing: read as is
     if (this.readOnly) {
+      if (found >= READABLE_FROM) return; // only indexes are missing: read it as it is
       throw new StatecastError(
         `The state store "${this.url}" has schema version ${found}, older than this statecast ` +
           `(${SCHEMA_VERSION}), and a dry run changes nothing: run once without --dry-run ` +
