@@ -40,8 +40,29 @@ export interface Lookup {
   retracting: Map<string, Map<string, Fingerprint | undefined>>;
   /** Per target, the keys the chunk touches (one key list itself, when only one touches any). */
   touched: Map<string, KeySet>;
-  /** The {@linkcode keyHash} of every touched key (the commit's index rows need them again). */
-  hashes: Map<string, number>;
+  /**
+   * Per target, the {@linkcode keyHash} of every touched key, in the order of `touched` (the
+   * commit's index rows need them again): an array, not a map of 10,000 keys per chunk (whose
+   * entries and numbers lived until the commit and were promoted, GC work per row).
+   */
+  hashes: Map<string, HashedKeys>;
+}
+
+/** Keys and their hashes, `hashes[i]` the hash of the `i`-th key of `keys`. */
+export class HashedKeys {
+  #byKey: Map<string, number> | undefined;
+
+  constructor(readonly keys: KeySet, readonly hashes: readonly number[]) {}
+
+  /** The hash of `id`: from the list when it is one of `keys` (a map made on first use). */
+  hashOf(id: string): number {
+    if (this.#byKey === undefined) {
+      this.#byKey = new Map();
+      let i = 0;
+      for (const key of this.keys.keys()) this.#byKey.set(key, this.hashes[i++]!);
+    }
+    return this.#byKey.get(id) ?? keyHash(id);
+  }
 }
 
 /** One planned action, with a component of the chunk that touched its key (for isolation). */
@@ -102,11 +123,8 @@ export async function lookUp(
     if (touched.size === 0) continue;
     const hashes = new Array<number>(touched.size);
     let n = 0;
-    for (const id of touched.keys()) {
-      const h = keyHash(id);
-      hashes[n++] = h;
-      lookup.hashes.set(id, h);
-    }
+    for (const id of touched.keys()) hashes[n++] = keyHash(id);
+    lookup.hashes.set(target, new HashedKeys(touched, hashes));
     const found = await store.declarersOf(tid, hashes, exclude);
     // The keys of the hashes found: mostly none are (a first publish, a file's own keys), and
     // then no map from hashes to keys is made.
@@ -263,7 +281,7 @@ function tidOf(state: EngineState, target: string): number {
 }
 
 /** A set of key ids, or the keys of a map: what a chunk touches is often one file's key list. */
-type KeySet = ReadonlySet<string> | ReadonlyMap<string, unknown>;
+export type KeySet = ReadonlySet<string> | ReadonlyMap<string, unknown>;
 
 /** The keys of `lists` together: the one list itself when there is one (no copy). */
 function union(lists: KeySet[]): KeySet {

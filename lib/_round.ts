@@ -8,7 +8,15 @@
  *
  * @module
  */
-import { type Chunk, type Lookup, lookUp, type Plan, planChunk, type Planned } from "./_chunk.ts";
+import {
+  type Chunk,
+  type HashedKeys,
+  type Lookup,
+  lookUp,
+  type Plan,
+  planChunk,
+  type Planned,
+} from "./_chunk.ts";
 import { collecting, Collector } from "./_collector.ts";
 import { linkedGroups } from "./_isolation.ts";
 import type { EngineState } from "./_engine_state.ts";
@@ -646,7 +654,7 @@ export class Round<I extends SourceItem> {
         if (before === undefined && now === undefined) continue;
         const keys = now ?? NO_KEYS;
         if (!gone || only !== undefined) commit.declarations.push({ target, component: c, keys });
-        commit.index!.push({ tid, cid, ...hashDiff(before, keys, lookup.hashes) });
+        commit.index!.push({ tid, cid, ...hashDiff(before, keys, lookup.hashes.get(target)) });
       }
     }
     for (const [target, tid] of targets) {
@@ -775,15 +783,22 @@ function conflictMessage(target: string, id: string, declarers: string[], owner:
   }; publishing the value from "${owner}"`;
 }
 
-/** The key hashes a component's index rows gain and lose when its keys go from `before` to `now`. */
+/**
+ * The key hashes a component's index rows gain and lose when its keys go from `before` to `now`.
+ * `hashed` has the hashes the look-up computed: when `now` is its key list itself (a chunk of
+ * one component), they are taken in order; else they are found by key.
+ */
 function hashDiff(
   before: KeyFingerprints | undefined,
   now: ReadonlyMap<string, unknown>,
-  hashes: ReadonlyMap<string, number>,
+  hashed: HashedKeys | undefined,
 ): { add: number[]; remove: number[] } {
-  const hash = (id: string) => hashes.get(id) ?? keyHash(id);
+  if ((before === undefined || before.size === 0) && hashed?.keys === now) {
+    return { add: hashed.hashes.slice(), remove: [] }; // a hash twice: the index keeps one
+  }
+  const hash = (id: string) => hashed === undefined ? keyHash(id) : hashed.hashOf(id);
   if (before === undefined || before.size === 0) {
-    return { add: Array.from(now.keys(), hash), remove: [] }; // a hash twice: the index keeps one
+    return { add: Array.from(now.keys(), hash), remove: [] };
   }
   const was = new Set<number>();
   for (const id of before.keys()) was.add(hash(id));
