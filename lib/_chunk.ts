@@ -7,7 +7,7 @@
  * @module
  */
 import type { Declarations } from "./_collector.ts";
-import type { EngineState } from "./_engine_state.ts";
+import type { EngineState, MarkedKeys } from "./_engine_state.ts";
 import { type Fingerprint, keyHash } from "./fingerprint.ts";
 import { keyFromId } from "./key_id.ts";
 import type { ComponentRecord } from "./memo.ts";
@@ -281,7 +281,7 @@ function tidOf(state: EngineState, target: string): number {
 }
 
 /** A set of key ids, or the keys of a map: what a chunk touches is often one file's key list. */
-export type KeySet = ReadonlySet<string> | ReadonlyMap<string, unknown>;
+export type KeySet = ReadonlySet<string> | ReadonlyMap<string, unknown> | MarkedKeys;
 
 /** The keys of `lists` together: the one list itself when there is one (no copy). */
 function union(lists: KeySet[]): KeySet {

@@ -19,7 +19,7 @@ import {
 } from "./_chunk.ts";
 import { collecting, Collector } from "./_collector.ts";
 import { linkedGroups } from "./_isolation.ts";
-import type { EngineState } from "./_engine_state.ts";
+import { type EngineState, type KeysInDoubt, MarkedKeys } from "./_engine_state.ts";
 import {
   type ComponentFn,
   emptyRoundSummary,
@@ -516,21 +516,28 @@ export class Round<I extends SourceItem> {
     }
   }
 
-  /** Persists the keys about to be sent as in doubt, before anything is sent. */
+  /**
+   * Persists the keys about to be sent as in doubt, before anything is sent. A target with no key
+   * in doubt (the rule: the previous chunk was committed) gets the changes' keys as they are.
+   */
   async #markInDoubt(changes: ReadonlyArray<{ target: string; id: string }>): Promise<void> {
-    const marks = new Map<string, Set<string>>();
-    for (const { target, id } of changes) {
-      let keys = marks.get(target);
-      if (keys === undefined) {
-        const before = this.#e.inDoubt.get(target);
-        marks.set(target, keys = before === undefined ? new Set() : new Set(before));
+    const counts = new Map<string, number>();
+    for (const { target } of changes) counts.set(target, (counts.get(target) ?? 0) + 1);
+    if (counts.size === 0) return;
+    const marks = new Map<string, KeysInDoubt>();
+    for (const [target, count] of counts) {
+      const before = this.#e.inDoubt.get(target);
+      if (before === undefined || before.size === 0) {
+        marks.set(target, new MarkedKeys(changes, target, count));
+        continue;
       }
-      keys.add(id);
+      const keys = new Set(before.keys());
+      for (const change of changes) if (change.target === target) keys.add(change.id);
+      marks.set(target, keys);
     }
-    if (marks.size === 0) return;
     await this.#e.store.markInDoubt(
       this.#e.app,
-      new Map([...marks].map(([target, keys]) => [target, [...keys]])),
+      new Map([...marks].map(([target, keys]) => [target, [...keys.keys()]])),
     );
     for (const [target, keys] of marks) this.#e.inDoubt.set(target, keys);
   }
@@ -665,13 +672,17 @@ export class Round<I extends SourceItem> {
       // The keys just acknowledged are no longer in doubt.
       const doubts = e.inDoubt.get(target);
       if (doubts === undefined || doubts.size === 0) continue;
+      if (doubts instanceof MarkedKeys && doubts.changes === part.upserts) {
+        commit.inDoubt!.set(target, []); // this chunk's keys, every one acknowledged
+        continue;
+      }
       let acked = 0;
       for (const u of part.upserts) if (u.target === target && doubts.has(u.id)) acked++;
       if (acked === 0) continue;
       // Mostly every key in doubt was this chunk's, and all were acknowledged: no copy to make.
       if (acked === doubts.size) commit.inDoubt!.set(target, []);
       else {
-        const left = new Set(doubts);
+        const left = new Set(doubts.keys());
         for (const u of part.upserts) if (u.target === target) left.delete(u.id);
         commit.inDoubt!.set(target, [...left]);
       }
@@ -750,7 +761,7 @@ export class Round<I extends SourceItem> {
         }
         testHook("after-apply");
         const sent = new Set(page.map(({ key }) => key));
-        const left = [...this.#e.inDoubt.get(target) ?? []].filter((id) => !sent.has(id));
+        const left = [...this.#e.inDoubt.get(target)?.keys() ?? []].filter((id) => !sent.has(id));
         await store.commit(this.#e.app, {
           components: new Map(),
           declarations: [],

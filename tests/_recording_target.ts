@@ -18,10 +18,13 @@ export class RecordingTarget implements Target<Row> {
   failAfter: number | undefined;
   /** Values containing this are refused as a broker refuses a message that is too large. */
   refuse = "TOO-BIG";
+  /** Called with every batch before it is taken (or refused). */
+  onApply: ((changes: ReadonlyArray<Change<Row>>) => Promise<void>) | undefined;
   fingerprint(state: Row) {
     return fingerprint(state.value);
   }
-  apply(changes: ReadonlyArray<Change<Row>>): Promise<void> {
+  async apply(changes: ReadonlyArray<Change<Row>>): Promise<void> {
+    await this.onApply?.(changes);
     if (this.failAfter !== undefined) {
       this.batches.push(changes.slice(0, this.failAfter));
       this.failAfter = undefined;

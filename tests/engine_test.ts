@@ -247,6 +247,24 @@ Deno.test("Engine.round() fails only the file whose data the target refuses; the
   assert.deepEqual((await f.round()).changes, ['+k1={"n":"small"}', '+k2={"n":"2"}']);
 });
 
+Deno.test("Engine.round() keeps the keys of files still to be sent in doubt while a refused chunk is applied file by file", async () => {
+  await using f = await fixture();
+  await f.write("a.csv", "key,n\na1,TOO-BIG\n");
+  await f.write("b.csv", "key,n\nb1,1\n");
+  await f.write("c.csv", "key,n\nc1,1\n");
+  const sentWhileNotInDoubt: string[] = [];
+  f.target.onApply = async (changes) => {
+    await using store = await StateStore.open(`file:${join(f.dir, "state.db")}`);
+    const inDoubt = (await store.loadInDoubt("test")).get(f.target.id) ?? new Set();
+    for (const c of changes) if (!inDoubt.has(keyId(c.key))) sentWhileNotInDoubt.push(keyId(c.key));
+  };
+  const r = await f.round();
+  assert.deepEqual(r.summary.failed.map((x) => x.path), ["a.csv"]);
+  assert.deepEqual(r.changes, ['+b1={"n":"1"}', '+c1={"n":"1"}']);
+  // b.csv was committed before c.csv went out: c1 was still in doubt then.
+  assert.deepEqual(sentWhileNotInDoubt, []);
+});
+
 Deno.test("Engine.round() treats a string key and its UTF-8 bytes as the same key", async () => {
   await using store = await StateStore.open(":memory:");
   const target = new RecordingTarget();
