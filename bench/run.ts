@@ -103,7 +103,8 @@ const USAGE = `deno task bench [options]
   --cpu-prof        profile main.ts in scenarios 1 to 4 and print the hot spots
   --postgres URL    the PostgreSQL server of scenarios 6-7, or "off" (default: $DATABASE_URL,
                     else postgres://postgres@127.0.0.1:5433/postgres, as scripts/postgres up)
-  --keep            keep the /tmp folders
+  --keep            keep the /tmp folders and the topics (else deleted at the end: each
+                    holds ~150 MB on the broker)
   --out FILE        where to write the results (default bench/RESULTS.md; "-": nowhere)
   -h, --help        this text`;
 
@@ -443,6 +444,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // -------------------------------------------------------------------------------- kafka ----
 
 class Broker {
+  /** The topics this run made, deleted at its end unless `--keep`. */
+  readonly #created: string[] = [];
+
   constructor(readonly brokers: string) {}
 
   /** Throws unless a broker answers a metadata request. */
@@ -455,6 +459,21 @@ class Broker {
     await sh("bash", [join(ROOT, "scripts", "kafka"), "topic", name, "--partitions", "3"], {
       KAFKA_PORT: port,
     });
+    this.#created.push(name);
+  }
+
+  /** Deletes the topics this run made (one call); a failure is a warning, not a failed run. */
+  async deleteCreated(): Promise<void> {
+    if (this.#created.length === 0) return;
+    const port = /:(\d+)\s*$/.exec(this.brokers.split(",")[0]!)?.[1] ?? "9092";
+    try {
+      await sh("bash", [join(ROOT, "scripts", "kafka"), "topic", "--delete", ...this.#created], {
+        KAFKA_PORT: port,
+      });
+      log(`deleted the run's ${this.#created.length} topics`);
+    } catch (error) {
+      log(`warning: could not delete the run's topics (${this.#created.join(", ")}): ${error}`);
+    }
   }
 
   /** The end offset of each partition (on a fresh topic: the number of messages in it). */
@@ -1723,6 +1742,7 @@ async function main(): Promise<number> {
     const fresh = new Dataset(options.rows, options.files, options.seed);
     await tableScenarios(fresh, options.postgres, options, outcome);
   }
+  if (!options.keep) await broker.deleteCreated();
   const totalS = (performance.now() - started) / 1000;
   const loadAfter = await loadavg();
 

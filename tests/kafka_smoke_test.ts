@@ -53,3 +53,40 @@ Deno.test("kafkajs fails fast, naming the address, when no broker listens there"
   // Not a speed target: a bound that tells "fails" from "hangs".
   assert.ok(Date.now() - started < 30_000, "connect() gave up instead of hanging");
 });
+
+Deno.test("scripts/kafka topic --delete deletes topics in one call; a missing one is fine", async () => {
+  const id = crypto.randomUUID().slice(0, 8);
+  const names = [`del-${id}-a`, `del.${id}.b`];
+  for (const name of names) await createTopic(name, 1);
+  const script = decodeURIComponent(new URL("../scripts/kafka", import.meta.url).pathname);
+  const run = (...args: string[]) =>
+    new Deno.Command("bash", { args: [script, "topic", ...args], stdout: "piped", stderr: "piped" })
+      .output();
+  const exists = async (name: string) => {
+    const out = await new Deno.Command("kcat", {
+      args: ["-b", BROKERS, "-L", "-t", name, "-X", "allow.auto.create.topics=false"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return new TextDecoder().decode(out.stdout).split("\n")
+      .some((line) => line.startsWith(`  topic "${name}" with `) && line.endsWith(" partitions:"));
+  };
+  // `del.ID.b`'s dots must not match other names (the call passes a pattern to TopicCommand).
+  const bystander = `del-${id}-b`;
+  await createTopic(bystander, 1);
+  const deleted = await run("--delete", ...names, `del-${id}-never-made`);
+  assert.ok(deleted.success, new TextDecoder().decode(deleted.stderr));
+  for (const name of names) {
+    let gone = false;
+    for (let i = 0; i < 50 && !gone; i++) {
+      gone = !await exists(name);
+      if (!gone) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(gone, `${name} still exists`);
+  }
+  assert.ok(await exists(bystander), "a topic not named is kept");
+  const bad = await run("--delete", "no such name");
+  assert.equal(bad.success, false);
+  assert.match(new TextDecoder().decode(bad.stderr), /not a topic name: 'no such name'/);
+  await run("--delete", bystander);
+});
