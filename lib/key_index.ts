@@ -89,6 +89,8 @@ interface Run {
 interface TargetIndex {
   base: Run;
   deltas: Run[];
+  /** The hashes that may be in the base or a deltas (made on first use, see `filterOf`). */
+  filter: HashFilter | undefined;
   /** Entries in the deltas (added and removed). */
   deltaEntries: number;
   /** The highest `seq` on disk (0: none), and how many rows: a cheap check that none changed. */
@@ -135,8 +137,14 @@ export class KeyIndex {
     const excluded = new Set(exclude);
     const found: Array<[number, number]> = [];
     const cids: number[] = [];
+    // Only hashes the filter may hold are sorted and searched: a first publish asks about 10,000
+    // new keys per chunk, each searched in the base and up to 16 deltas before (~250 ms per 1M).
+    const filter = filterOf(index);
+    const wanted = new Float64Array(hashes.length);
+    let n = 0;
+    for (const h of hashes) if (filter.has(h)) wanted[n++] = h;
     let previous = NaN;
-    for (const h of Float64Array.from(hashes).sort()) {
+    for (const h of wanted.subarray(0, n).sort()) {
       if (h === previous) continue; // a hash given twice is looked up once
       previous = h;
       cids.length = 0;
@@ -175,6 +183,7 @@ export class KeyIndex {
       const index = await this.#load(tid);
       const delta = sortedRun(list);
       index.deltas.push(delta);
+      index.filter?.addAll(delta.hashes);
       index.deltaEntries += delta.hashes.length;
       const threshold = Math.max(this.#compactRows, index.base.hashes.length / 2);
       if (index.deltaEntries >= threshold) {
@@ -222,6 +231,7 @@ async function readIndex(db: Executor, tid: number): Promise<TargetIndex> {
   const index: TargetIndex = {
     base: { hashes: new Float64Array(0), cids: new Int32Array(0) },
     deltas: [],
+    filter: undefined,
     deltaEntries: 0,
     seq: 0,
     rows: rs.rows.length,
@@ -329,6 +339,7 @@ function compact(tid: number, index: TargetIndex): InStatement[] {
   }
   index.base = base;
   index.deltas = [];
+  index.filter = undefined; // made again for the new base (removed keys leave it)
   index.deltaEntries = 0;
   index.rows = rows;
   return statements;
@@ -365,6 +376,54 @@ function runRow(tid: number, seq: number, base: boolean, run: Run): InStatement 
     sql: "INSERT INTO statecast_key_runs (tid, seq, base, hashes, cids) VALUES (?, ?, ?, ?, ?)",
     args: [tid, seq, base ? 1 : 0, bytesOf(run.hashes), bytesOf(run.cids)],
   };
+}
+
+/**
+ * Which hashes may be in a set of runs: one bit per hash, at its low bits. A set bit is a
+ * candidate (another hash may share the bit, a removed one may have left it); a clear bit is
+ * certain: no run holds the hash. Sized for 1 bit in 8 set at most: 1 MiB for 1M keys.
+ */
+export class HashFilter {
+  readonly #bits: Uint32Array;
+  readonly #mask: number;
+  #added = 0;
+
+  /** A filter with room for `capacity` hashes (at least 2^16 bits, at most 2^27). */
+  constructor(capacity: number) {
+    let bits = 1 << 16;
+    while (bits < capacity * 8 && bits < 1 << 27) bits *= 2;
+    this.#bits = new Uint32Array(bits / 32);
+    this.#mask = bits - 1;
+  }
+
+  /** Whether the filter has grown past 1 bit set in 8 (a bigger one filters better). */
+  get full(): boolean {
+    return this.#added * 8 > this.#mask + 1;
+  }
+
+  addAll(hashes: Float64Array): void {
+    for (let i = 0; i < hashes.length; i++) {
+      const bit = (hashes[i]! | 0) & this.#mask; // the hash's low bits (an integer below 2^53)
+      this.#bits[bit >>> 5]! |= 1 << (bit & 31);
+    }
+    this.#added += hashes.length;
+  }
+
+  has(hash: number): boolean {
+    const bit = (hash | 0) & this.#mask;
+    return (this.#bits[bit >>> 5]! & (1 << (bit & 31))) !== 0;
+  }
+}
+
+/** The filter of a target's base and deltas, made (again) when it is missing or full. */
+function filterOf(index: TargetIndex): HashFilter {
+  if (index.filter !== undefined && !index.filter.full) return index.filter;
+  let entries = index.base.hashes.length;
+  for (const delta of index.deltas) entries += delta.hashes.length;
+  const filter = new HashFilter(2 * entries);
+  filter.addAll(index.base.hashes);
+  for (const delta of index.deltas) filter.addAll(delta.hashes);
+  return index.filter = filter;
 }
 
 /**

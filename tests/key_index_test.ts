@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createClient } from "@libsql/client";
-import { KEY_RUNS_SCHEMA, KeyIndex } from "../lib/key_index.ts";
+import { HashFilter, KEY_RUNS_SCHEMA, KeyIndex } from "../lib/key_index.ts";
 
 /** A deterministic generator (mulberry32), so a failing sequence can be replayed. */
 function random(seed: number): () => number {
@@ -167,4 +167,22 @@ Deno.test("KeyIndex folds many small deltas into one without writing its base ag
     assert.deepEqual(found, [...expected].sort());
   }
   client.close();
+});
+
+Deno.test("HashFilter holds every hash it was given, and few others at its capacity", () => {
+  const rnd = random(Number(Deno.env.get("KEY_INDEX_SEED") ?? 1));
+  const hash = () => Math.floor(rnd() * 2 ** 21) * 2 ** 32 + Math.floor(rnd() * 2 ** 32); // < 2^53
+  const given = Float64Array.from({ length: 100_000 }, hash);
+  const filter = new HashFilter(given.length);
+  filter.addAll(given);
+  assert.equal(filter.full, false, "at its capacity, not past it");
+  for (const h of given) assert.ok(filter.has(h), `${h} given, not held`);
+  let others = 0;
+  for (let i = 0; i < 100_000; i++) if (filter.has(hash())) others++;
+  assert.ok(others < 15_000, `${others} of 100,000 other hashes pass (1 bit in 8 is set)`);
+  let added = given.length;
+  while (!filter.full) filter.addAll(Float64Array.from({ length: 1_000 }, hash)), added += 1_000;
+  // Its bits are a power of 2: full between its capacity and twice that.
+  assert.ok(added > given.length && added <= 2 * given.length + 1_000, `full at ${added}`);
+  assert.ok(new HashFilter(0).has(0) === false, "an empty filter holds nothing");
 });
