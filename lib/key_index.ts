@@ -378,6 +378,9 @@ function runRow(tid: number, seq: number, base: boolean, run: Run): InStatement 
   };
 }
 
+/** The bits of the largest {@linkcode HashFilter} (16 MiB). */
+const MAX_FILTER_BITS = 1 << 27;
+
 /**
  * Which hashes may be in a set of runs: one bit per hash, at its low bits. A set bit is a
  * candidate (another hash may share the bit, a removed one may have left it); a clear bit is
@@ -391,14 +394,18 @@ export class HashFilter {
   /** A filter with room for `capacity` hashes (at least 2^16 bits, at most 2^27). */
   constructor(capacity: number) {
     let bits = 1 << 16;
-    while (bits < capacity * 8 && bits < 1 << 27) bits *= 2;
+    while (bits < capacity * 8 && bits < MAX_FILTER_BITS) bits *= 2;
     this.#bits = new Uint32Array(bits / 32);
     this.#mask = bits - 1;
   }
 
-  /** Whether the filter has grown past 1 bit set in 8 (a bigger one filters better). */
+  /**
+   * Whether the filter has grown past 1 bit set in 8 (a bigger one filters better). One of the
+   * largest size never is: made again, it would be no bigger and full at once, and every look-up
+   * past 2^24 entries (a target of ~11M keys with its deltas) rebuilt it, ~0.1 s each.
+   */
   get full(): boolean {
-    return this.#added * 8 > this.#mask + 1;
+    return this.#mask + 1 < MAX_FILTER_BITS && this.#added * 8 > this.#mask + 1;
   }
 
   addAll(hashes: Float64Array): void {

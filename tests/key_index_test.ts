@@ -186,3 +186,18 @@ Deno.test("HashFilter holds every hash it was given, and few others at its capac
   assert.ok(added > given.length && added <= 2 * given.length + 1_000, `full at ${added}`);
   assert.ok(new HashFilter(0).has(0) === false, "an empty filter holds nothing");
 });
+
+Deno.test("HashFilter of the largest size is never full: made again it would be no bigger", () => {
+  const rnd = random(Number(Deno.env.get("KEY_INDEX_SEED") ?? 1));
+  // Past 2^24 entries (base and deltas of a target of ~11M keys) the filter is at its largest
+  // (2^27 bits); when it said it was full, every look-up made it again (~0.1 s each).
+  const filter = new HashFilter(2 ** 25);
+  const batch = Float64Array.from({ length: 2 ** 20 }, () => Math.floor(rnd() * 2 ** 53));
+  for (let i = 0; i < 17; i++) filter.addAll(batch); // 17.8M entries
+  assert.equal(filter.full, false);
+  for (let i = 0; i < 1_000; i++) assert.ok(filter.has(batch[i]!));
+  // A smaller one still grows: full past 1 bit in 8.
+  const small = new HashFilter(1_000);
+  small.addAll(batch.subarray(0, 70_000));
+  assert.equal(small.full, true);
+});
