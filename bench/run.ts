@@ -1721,28 +1721,32 @@ async function main(): Promise<number> {
   });
   if (!startupOk) outcome.failures.push("main.ts --help failed");
 
-  if (options.ceiling) {
-    await ceilingRuns(new Dataset(options.rows, options.files, options.seed), broker, outcome);
+  // The topics made are deleted however the scenarios end (a scenario that throws too).
+  try {
+    if (options.ceiling) {
+      await ceilingRuns(new Dataset(options.rows, options.files, options.seed), broker, outcome);
+    }
+    const tools = options.variants.map((variant) =>
+      statecastTool(options.brokers, variant, variantName(variant, options.variants))
+    );
+    if (options.cocoindex !== undefined) {
+      tools.push(cocoindexTool(options.cocoindex, options.brokers));
+    }
+    for (const tool of tools) {
+      const fresh = new Dataset(options.rows, options.files, options.seed);
+      await catchUpScenarios(tool, fresh, broker, options, outcome);
+    }
+    for (const tool of options.live ? tools : []) {
+      const fresh = new Dataset(options.liveRows, options.files, options.seed);
+      await liveScenario(tool, fresh, broker, options, outcome);
+    }
+    if (options.postgres !== undefined) {
+      const fresh = new Dataset(options.rows, options.files, options.seed);
+      await tableScenarios(fresh, options.postgres, options, outcome);
+    }
+  } finally {
+    if (!options.keep) await broker.deleteCreated();
   }
-  const tools = options.variants.map((variant) =>
-    statecastTool(options.brokers, variant, variantName(variant, options.variants))
-  );
-  if (options.cocoindex !== undefined) {
-    tools.push(cocoindexTool(options.cocoindex, options.brokers));
-  }
-  for (const tool of tools) {
-    const fresh = new Dataset(options.rows, options.files, options.seed);
-    await catchUpScenarios(tool, fresh, broker, options, outcome);
-  }
-  for (const tool of options.live ? tools : []) {
-    const fresh = new Dataset(options.liveRows, options.files, options.seed);
-    await liveScenario(tool, fresh, broker, options, outcome);
-  }
-  if (options.postgres !== undefined) {
-    const fresh = new Dataset(options.rows, options.files, options.seed);
-    await tableScenarios(fresh, options.postgres, options, outcome);
-  }
-  if (!options.keep) await broker.deleteCreated();
   const totalS = (performance.now() - started) / 1000;
   const loadAfter = await loadavg();
 
