@@ -4,35 +4,25 @@
 // be in doubt in the store at that moment; memory and store agree on the keys in doubt.
 import assert from "node:assert/strict";
 import process from "node:process";
-import { type ComponentFn, Engine, type SourceItem } from "../lib/engine.ts";
+import { Engine } from "../lib/engine.ts";
 import { fingerprint, initFingerprints } from "../lib/fingerprint.ts";
 import { keyId } from "../lib/key_id.ts";
 import { StateStore } from "../lib/state_store.ts";
 import { type Change, declare, type Target } from "../lib/target.ts";
+import {
+  componentFn,
+  fileOperation,
+  MemoryItem,
+  parse,
+  random,
+  type Row,
+} from "./_engine_model.ts";
 
 await initFingerprints();
 
 const SEQUENCES = Number(process.env.ENGINE_CRASH_SEQUENCES ?? 200);
 const FIRST_SEED = Number(process.env.ENGINE_CRASH_SEED ?? 1);
 const OPS = 14;
-const KEYS = ["k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8"];
-const PATHS = ["a", "b", "c", "d/e", "d/f", "g"];
-
-function random(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
-
-interface Row {
-  key: string;
-  value: string;
-}
-
 class Crash {
   /** Apply calls left before the crash (undefined: none planned). */
   countdown: number | undefined;
@@ -78,28 +68,6 @@ class Topic implements Target<Row> {
   }
 }
 
-class MemoryItem implements SourceItem {
-  readonly size: number;
-  constructor(readonly path: string, readonly text: string, readonly mtimeMs: number) {
-    this.size = text.length;
-  }
-  bytes(): Promise<Uint8Array> {
-    return Promise.resolve(new TextEncoder().encode(this.text));
-  }
-}
-
-function parse(text: string): Map<string, string> | undefined {
-  const rows = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    if (line === "") continue;
-    if (line === "!") return undefined;
-    const [key, value] = line.split("=");
-    if (rows.has(key!)) return undefined;
-    rows.set(key!, value!);
-  }
-  return rows;
-}
-
 function expected(committed: Map<string, Map<string, string>>, b: boolean): Map<string, string> {
   const view = new Map<string, string>();
   for (const path of [...committed.keys()].sort()) {
@@ -110,6 +78,9 @@ function expected(committed: Map<string, Map<string, string>>, b: boolean): Map<
   }
   return view;
 }
+
+/** The file operations' share of the draws; past `break`: rounds that fail or crash. */
+const FILE_OPS = { write: 0.25, delete: 0.4, rename: 0.5, edit: 0.62, break: 0.7 };
 
 async function sequence(seed: number): Promise<void> {
   const rnd = random(seed);
@@ -122,29 +93,14 @@ async function sequence(seed: number): Promise<void> {
   const tb = new Topic("model:b", crash);
   await using store = await StateStore.open(":memory:", { compactRows: 3 });
   ta.store = tb.store = store;
-  const fn: ComponentFn<MemoryItem> = {
-    memo: true,
-    logicFingerprint: fingerprint("model"),
-    onDuplicateKey: "error",
-    run: (item) => {
-      if (item.text.split("\n").includes("!")) throw new Error(`"${item.path}" is broken`);
-      for (const line of item.text.split("\n")) {
-        if (line === "") continue;
-        const [key, value] = line.split("=");
-        declare(ta, { key: key!, value: `${value}` });
-        if (value !== "0") declare(tb, { key: key!, value: `${value}` });
-      }
-      return Promise.resolve();
-    },
-  };
+  const fn = componentFn((row) => {
+    declare(ta, row);
+    if (row.value !== "0") declare(tb, row);
+  });
   let clock = 1_000;
   let engine: Engine | undefined;
   const where = () => `seed ${seed}\n${log.join("\n")}`;
 
-  const content = () => {
-    const rows = KEYS.filter(() => rnd() < 0.3).map((k) => `${k}=${Math.floor(rnd() * 3)}`);
-    return rows.join("\n") + "\n";
-  };
   const round = async (mode: "ok" | "fail" | "crash") => {
     if (engine === undefined || rnd() < 0.3) {
       engine = new Engine(store, "model");
@@ -211,35 +167,7 @@ async function sequence(seed: number): Promise<void> {
   };
 
   for (let op = 0; op < OPS; op++) {
-    const existing = [...files.keys()];
-    const r = rnd();
-    if (r < 0.25 || existing.length === 0) {
-      const path = pick(PATHS);
-      files.set(path, content());
-      log.push(`write ${path}: ${JSON.stringify(files.get(path))}`);
-    } else if (r < 0.4) {
-      const path = pick(existing);
-      files.delete(path);
-      log.push(`delete ${path}`);
-    } else if (r < 0.5) {
-      const from = pick(existing), to = pick(PATHS);
-      const text = files.get(from)!;
-      files.delete(from);
-      files.set(to, text);
-      log.push(`rename ${from} -> ${to}`);
-    } else if (r < 0.62) {
-      const path = pick(existing);
-      const rows = parse(files.get(path)!) ?? new Map<string, string>();
-      const key = pick(KEYS);
-      if (rnd() < 0.3 && rows.has(key)) rows.delete(key);
-      else rows.set(key, String(Math.floor(rnd() * 3)));
-      files.set(path, [...rows].map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
-      log.push(`edit ${path}: ${JSON.stringify(files.get(path))}`);
-    } else if (r < 0.7) {
-      const path = pick(existing);
-      files.set(path, files.get(path)! + "!\n");
-      log.push(`break ${path}`);
-    } else {
+    if (!fileOperation({ files, rnd, log }, rnd(), FILE_OPS)) {
       await round(rnd() < 0.5 ? "fail" : "crash");
       if (rnd() < 0.5) await round(rnd() < 0.5 ? "fail" : "crash");
       await check();

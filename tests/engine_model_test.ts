@@ -5,11 +5,19 @@
 // reference model says. `ENGINE_MODEL_SEQUENCES` and `ENGINE_MODEL_SEED` run more or other seeds.
 import assert from "node:assert/strict";
 import process from "node:process";
-import { type ComponentFn, Engine, type SourceItem } from "../lib/engine.ts";
+import { Engine } from "../lib/engine.ts";
 import { fingerprint, initFingerprints } from "../lib/fingerprint.ts";
 import { keyId } from "../lib/key_id.ts";
 import { StateStore } from "../lib/state_store.ts";
 import { type Change, declare, type Target } from "../lib/target.ts";
+import {
+  componentFn,
+  fileOperation,
+  MemoryItem,
+  parse,
+  random,
+  type Row,
+} from "./_engine_model.ts";
 
 await initFingerprints();
 
@@ -22,24 +30,6 @@ const OPS = 14;
  * 51804 and 53004 a deleted file giving keys to two unreadable owners was not reported at all.
  */
 const REGRESSION_SEEDS = [51391, 51804, 53004, 53382];
-const KEYS = ["k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8"];
-const PATHS = ["a", "b", "c", "d/e", "d/f", "g"];
-
-function random(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
-
-interface Row {
-  key: string;
-  value: string;
-}
-
 /** The topic: a compacted view, plus what each round sent, in order. */
 class Topic implements Target<Row> {
   readonly id = "model:topic";
@@ -67,46 +57,6 @@ class Topic implements Target<Row> {
   }
 }
 
-/** A file in memory: `key=value` lines; a line `!` makes it unreadable. */
-class MemoryItem implements SourceItem {
-  readonly size: number;
-  constructor(readonly path: string, readonly text: string, readonly mtimeMs: number) {
-    this.size = text.length;
-  }
-  bytes(): Promise<Uint8Array> {
-    return Promise.resolve(new TextEncoder().encode(this.text));
-  }
-}
-
-function parse(text: string): Map<string, string> | undefined {
-  const rows = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    if (line === "") continue;
-    if (line === "!") return undefined;
-    const [key, value] = line.split("=");
-    if (rows.has(key!)) return undefined;
-    rows.set(key!, value!);
-  }
-  return rows;
-}
-
-function componentFn(topic: Topic): ComponentFn<MemoryItem> {
-  return {
-    memo: true,
-    logicFingerprint: fingerprint("model"),
-    onDuplicateKey: "error",
-    run: (item) => {
-      if (item.text.split("\n").includes("!")) throw new Error(`"${item.path}" is broken`);
-      for (const line of item.text.split("\n")) {
-        if (line === "") continue;
-        const [key, value] = line.split("=");
-        declare(topic, { key: key!, value: `${value}` });
-      }
-      return Promise.resolve();
-    },
-  };
-}
-
 /** What the target must hold: per key, the value of the first path that declares it. */
 function expected(committed: Map<string, Map<string, string>>): Map<string, string> {
   const view = new Map<string, string>();
@@ -115,6 +65,9 @@ function expected(committed: Map<string, Map<string, string>>): Map<string, stri
   }
   return view;
 }
+
+/** The file operations' share of the draws; past `break`: a revert, else a crash round. */
+const FILE_OPS = { write: 0.25, delete: 0.4, rename: 0.5, edit: 0.65, break: 0.75 };
 
 async function sequence(seed: number): Promise<void> {
   const rnd = random(seed);
@@ -125,15 +78,11 @@ async function sequence(seed: number): Promise<void> {
   const committed = new Map<string, Map<string, string>>();
   const log: string[] = [];
   const topic = new Topic();
-  const fn = componentFn(topic);
+  const fn = componentFn((row) => declare(topic, row));
   // Compacts the key index every few entries, so sequences cross many compactions.
   await using store = await StateStore.open(":memory:", { compactRows: 3 });
   let clock = 1_000;
 
-  const content = () => {
-    const rows = KEYS.filter(() => rnd() < 0.3).map((k) => `${k}=${Math.floor(rnd() * 3)}`);
-    return rows.join("\n") + "\n";
-  };
   const round = async (crash: boolean) => {
     const engine = new Engine(store, "model");
     engine.addTarget(topic);
@@ -187,42 +136,17 @@ async function sequence(seed: number): Promise<void> {
   };
 
   for (let op = 0; op < OPS; op++) {
-    const existing = [...files.keys()];
     const r = rnd();
-    if (r < 0.25 || existing.length === 0) {
-      const path = pick(PATHS);
-      files.set(path, content());
-      log.push(`write ${path}: ${JSON.stringify(files.get(path))}`);
-    } else if (r < 0.4) {
-      const path = pick(existing);
-      files.delete(path);
-      log.push(`delete ${path}`);
-    } else if (r < 0.5) {
-      const from = pick(existing), to = pick(PATHS);
-      const text = files.get(from)!;
-      files.delete(from);
-      files.set(to, text);
-      log.push(`rename ${from} -> ${to}`);
-    } else if (r < 0.65) {
-      const path = pick(existing);
-      const rows = parse(files.get(path)!) ?? new Map<string, string>();
-      const key = pick(KEYS);
-      if (rnd() < 0.3 && rows.has(key)) rows.delete(key);
-      else rows.set(key, String(Math.floor(rnd() * 3)));
-      files.set(path, [...rows].map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
-      log.push(`edit ${path}: ${JSON.stringify(files.get(path))}`);
-    } else if (r < 0.75) {
-      const path = pick(existing);
-      files.set(path, files.get(path)! + "!\n");
-      log.push(`break ${path}`);
-    } else if (r < 0.85 && history.length > 0) {
-      const path = pick(existing);
-      files.set(path, pick(history));
-      log.push(`revert ${path}: ${JSON.stringify(files.get(path))}`);
-    } else {
-      await round(true);
-      await check();
-      continue;
+    if (!fileOperation({ files, rnd, log }, r, FILE_OPS)) {
+      if (r < 0.85 && history.length > 0) {
+        const path = pick([...files.keys()]);
+        files.set(path, pick(history));
+        log.push(`revert ${path}: ${JSON.stringify(files.get(path))}`);
+      } else {
+        await round(true);
+        await check();
+        continue;
+      }
     }
     for (const text of files.values()) if (parse(text) !== undefined) history.push(text);
     if (rnd() < 0.6) await check();
