@@ -803,13 +803,11 @@ function hashDiff(
   before: KeyFingerprints | undefined,
   now: ReadonlyMap<string, unknown>,
   hashed: HashedKeys | undefined,
-): { add: number[]; remove: number[] } {
-  if ((before === undefined || before.size === 0) && hashed?.keys === now) {
-    return { add: hashed.hashes.slice(), remove: [] }; // a hash twice: the index keeps one
-  }
+): { add: readonly number[]; remove: readonly number[] } {
   const hash = (id: string) => hashed === undefined ? keyHash(id) : hashed.hashOf(id);
   if (before === undefined || before.size === 0) {
-    return { add: Array.from(now.keys(), hash), remove: [] };
+    // A hash twice: the index keeps one. The index copies what it is given.
+    return { add: hashed?.keys === now ? hashed.hashes : Array.from(now.keys(), hash), remove: [] };
   }
   const was = new Set<number>();
   for (const id of before.keys()) was.add(hash(id));

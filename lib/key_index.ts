@@ -384,7 +384,8 @@ const MAX_FILTER_BITS = 1 << 27;
 /**
  * Which hashes may be in a set of runs: one bit per hash, at its low bits. A set bit is a
  * candidate (another hash may share the bit, a removed one may have left it); a clear bit is
- * certain: no run holds the hash. Sized for 1 bit in 8 set at most: 1 MiB for 1M keys.
+ * certain: no run holds the hash. Sized for 1 bit in 8 set at most; a target's is made with room
+ * for twice its entries (`filterOf`): 2 MiB at 1M keys.
  */
 export class HashFilter {
   readonly #bits: Uint32Array;
