@@ -95,9 +95,10 @@ const USAGE = `deno task bench [options]
   --cocoindex PATH  the cocoindex CLI to compare with, or "off" (default: cocoindex on PATH)
   --clients LIST    Kafka clients of main.ts to run, comma-separated (KAFKA_CLIENT:
                     kafkajs, platformatic; default: main.ts's default only)
-  --runtimes LIST   runtimes to run statecast under: deno (deno run -A main.ts), deno-start
-                    (with deno task start's --v8-flags=--max-semi-space-size=4), bun
-                    (default: deno)
+  --runtimes LIST   runtimes to run statecast under: deno (deno run -A main.ts, which restarts
+                    itself with DENO_V8_FLAGS=--max-semi-space-size=4), deno-plain (the same with
+                    STATECAST_V8_FLAGS empty: no restart, V8's defaults), deno-start (with deno
+                    task start's --v8-flags=--max-semi-space-size=4), bun (default: deno)
   --ceiling on|off  Kafka's own producers on the same broker and data size first (default on)
   --live on|off     the live scenario (default on)
   --cpu-prof        profile main.ts in scenarios 1 to 4 and print the hot spots
@@ -183,10 +184,11 @@ function parseOptions(argv: string[]): Options {
     if (text === "off") return false;
     throw new RangeError(`--${name} must be on or off, got "${text}"`);
   };
-  const runtimes = (list("runtimes", values.runtimes, ["deno", "deno-start", "bun"]) ??
-    ["deno"]) as Array<
-      Variant["runtime"]
-    >;
+  const runtimes =
+    (list("runtimes", values.runtimes, ["deno", "deno-plain", "deno-start", "bun"]) ??
+      ["deno"]) as Array<
+        Variant["runtime"]
+      >;
   const clients = list("clients", values.clients, ["kafkajs", "platformatic"]) ?? [undefined];
   return {
     rows,
@@ -664,7 +666,7 @@ const DENO = Deno.execPath();
  * and the Kafka client main.ts uses (`KAFKA_CLIENT`).
  */
 interface Variant {
-  runtime: "deno" | "deno-start" | "bun";
+  runtime: "deno" | "deno-plain" | "deno-start" | "bun";
   /** `undefined`: main.ts's default. */
   client: string | undefined;
 }
@@ -700,6 +702,7 @@ function statecastTool(brokers: string, variant: Variant, name: string): Tool {
       DATA_DIR: data,
       STATECAST_STATE: `file:${join(dir, "state.db")}`,
       ...(variant.client === undefined ? {} : { KAFKA_CLIENT: variant.client }),
+      ...(variant.runtime === "deno-plain" ? { STATECAST_V8_FLAGS: "" } : {}),
     }),
     async makeVariant(_dir, topic) {
       const source = await readFile(join(ROOT, "main.ts"), "utf8");

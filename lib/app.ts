@@ -8,12 +8,14 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import {
   args as runtimeArgs,
+  DEFAULT_V8_FLAGS,
   exit,
   heapCheckWords,
   heapLimitMb,
   invocation,
   onStopSignal,
   releaseMemory,
+  restartWithV8Flags,
   stderrIsTerminal,
 } from "./_runtime.ts";
 import { loadEnvFile } from "./_env_file.ts";
@@ -986,6 +988,7 @@ export class App {
         print(`error: ${errorMessage(error)}`);
         return exit(2);
       }
+      if (command === "run") restartWithV8Flags(); // before anything is opened or sent
       const state = values.state ?? (process.env.STATECAST_STATE || DEFAULT_STATE_URL);
       const badState = stateUrlProblem(state);
       if (badState !== undefined) {
@@ -1285,6 +1288,9 @@ function helpText(name: string, environment: Record<string, string>): string {
       `${heapCheckWords().when} (default ${heapCheckWords().defaultMb}; more is faster and ` +
       "takes more memory: 0, never, took a first publish of 1M rows under Deno from 6.1 s to " +
       "4.2 s and its peak from 193 to 350 MB)",
+    STATECAST_V8_FLAGS: `the V8 flags a run under Deno (Linux) restarts itself with, in place, ` +
+      `unless DENO_V8_FLAGS or --v8-flags chose them (default ${DEFAULT_V8_FLAGS}; empty: no ` +
+      "restart)",
   });
   const width = Math.max(...variables.map(([variable]) => variable.length)) + 2;
   const environmentLines = variables.map(([variable, meaning]) =>

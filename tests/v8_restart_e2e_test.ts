@@ -1,0 +1,98 @@
+// `deno run -A main.ts` restarts itself in place with the V8 flags a large catch-up needs (V8 reads
+// them only at start-up): same process, same arguments, DENO_V8_FLAGS set; and leaves alone a
+// process whose flags were chosen, or that may not restart.
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const JOB = new URL("./_restart_job.ts", import.meta.url).pathname;
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+interface Report {
+  pid: number;
+  v8Flags: string | null;
+  args: string[];
+}
+
+/** Runs `deno <flags> job <args>`; what the job reported, its process id, stdout and stderr. */
+async function start(
+  options: { flags?: string[]; args?: string[]; env?: Record<string, string>; script?: string },
+) {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-restart-"));
+  try {
+    const env: Record<string, string> = {
+      ...Deno.env.toObject(),
+      DATA_DIR: dir,
+      STATECAST_STATE: `file:${join(dir, "state.db")}`,
+      ...options.env,
+    };
+    if (options.env?.DENO_V8_FLAGS === undefined) delete env.DENO_V8_FLAGS;
+    if (options.env?.STATECAST_V8_FLAGS === undefined) delete env.STATECAST_V8_FLAGS;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [...(options.flags ?? ["run", "-A"]), options.script ?? JOB, ...(options.args ?? [])],
+      env,
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const { code, stdout, stderr } = await child.output();
+    const out = new TextDecoder().decode(stdout);
+    const err = new TextDecoder().decode(stderr);
+    assert.equal(code, 0, `exit ${code}: ${err}`);
+    const line = out.split("\n").find((l) => l.startsWith('{"pid"'));
+    const report = line === undefined ? undefined : JSON.parse(line) as Report;
+    return { pid: child.pid, report, stdout: out, stderr: err };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+Deno.test("deno run -A restarts in place with DENO_V8_FLAGS=--max-semi-space-size=4", async () => {
+  const r = await start({ args: ["--verbose", "--log-format", "text"] });
+  assert.deepEqual(r.report, {
+    pid: r.pid, // execve: the process that was started, not a child of it
+    v8Flags: "--max-semi-space-size=4",
+    args: ["--verbose", "--log-format", "text"],
+  });
+});
+
+Deno.test("STATECAST_V8_FLAGS chooses the flags, and V8 starts with them", async () => {
+  const flags = "--max-semi-space-size=2,--print-flag-values";
+  const r = await start({ env: { STATECAST_V8_FLAGS: flags } });
+  assert.equal(r.report?.v8Flags, flags);
+  assert.equal(r.report?.pid, r.pid);
+  // V8 printed its flags as it started again: the semi-space size is the one asked for.
+  assert.match(r.stdout, /^--max-semi-space-size=2$/m);
+});
+
+Deno.test("no restart when V8 flags were chosen, when told not to, or for status", async () => {
+  const given = await start({ env: { DENO_V8_FLAGS: "--max-semi-space-size=8" } });
+  assert.equal(given.report?.v8Flags, "--max-semi-space-size=8", "DENO_V8_FLAGS kept as given");
+  const typed = await start({ flags: ["run", "-A", "--v8-flags=--max-semi-space-size=8"] });
+  assert.equal(typed.report?.v8Flags, null, "--v8-flags on the command line");
+  const off = await start({ env: { STATECAST_V8_FLAGS: "" } });
+  assert.equal(off.report?.v8Flags, null, "STATECAST_V8_FLAGS empty");
+  // status reads the store and exits: its report comes from a process that was not restarted.
+  const status = await start({
+    args: ["status"],
+    env: { STATECAST_V8_FLAGS: "--print-flag-values" },
+  });
+  assert.doesNotMatch(
+    status.stdout,
+    /^--max-semi-space-size=/m,
+    "V8 started once, flags not printed",
+  );
+});
+
+Deno.test("the heap threshold is 84 MiB with 4 MiB semi-spaces, 88 without (--help)", async () => {
+  const helpDefault = (stdout: string) =>
+    /STATECAST_HEAP_MB\s+[^]*?\(default (\d+);/.exec(stdout)?.[1];
+  const help = (options: Parameters<typeof start>[0]) =>
+    start({ ...options, args: ["--help"], script: MAIN }).then((r) => helpDefault(r.stdout));
+  assert.equal(await help({}), "84", "as the run restarts");
+  assert.equal(await help({ flags: ["run", "-A", "--v8-flags=--max-semi-space-size=4"] }), "84");
+  assert.equal(await help({ env: { DENO_V8_FLAGS: "--max-semi-space-size=4" } }), "84");
+  assert.equal(await help({ env: { STATECAST_V8_FLAGS: "" } }), "88", "no restart");
+  assert.equal(await help({ env: { DENO_V8_FLAGS: "--max-semi-space-size=16" } }), "88");
+});
