@@ -92,9 +92,13 @@ function smallYoungGeneration(): boolean {
  * `/proc/self/cmdline`). A failed `execve` returns too: the job runs as it was started.
  */
 export function restartWithV8Flags(): void {
-  const flags = restartFlags();
-  if (flags === undefined) return;
-  execve(Deno!.execPath(), commandLine()!, { ...Deno!.env.toObject(), DENO_V8_FLAGS: flags });
+  try {
+    const flags = restartFlags();
+    if (flags === undefined) return;
+    execve(Deno!.execPath(), commandLine()!, { ...Deno!.env.toObject(), DENO_V8_FLAGS: flags });
+  } catch {
+    // An environment Deno cannot read as text, a libc without execve: run as started.
+  }
 }
 
 /** The flags {@linkcode restartWithV8Flags} restarts with; `undefined` if it would not restart. */
@@ -109,9 +113,11 @@ function restartFlags(): string | undefined {
   if (line.some((arg) => arg.startsWith("--v8-flags") || arg.startsWith("--inspect"))) {
     return undefined;
   }
-  // `deno run ... main.ts` or `deno main.ts`, not `deno test` or `deno eval` calling cli().
+  // `deno run ... main.ts` or `deno main.ts`, not `deno test` or `deno eval` calling cli(), nor
+  // a script read from standard input (`deno run -`), which a restart could not read again.
   const first = line.slice(1).find((arg) => !arg.startsWith("-"));
   if (first !== "run" && !/\.[cm]?[jt]sx?$/.test(first ?? "")) return undefined;
+  if (line.includes("-")) return undefined;
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
   return flags;
 }
