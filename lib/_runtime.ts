@@ -95,9 +95,30 @@ export function restartWithV8Flags(): void {
   try {
     const flags = restartFlags();
     if (flags === undefined) return;
-    execve(Deno!.execPath(), commandLine()!, { ...Deno!.env.toObject(), DENO_V8_FLAGS: flags });
+    // The command line names the script and files relative to where the process started; a job
+    // may have changed directory since (it does so again after the restart).
+    const cwd = Deno!.cwd();
+    if (AT_START.cwd !== undefined && AT_START.cwd !== cwd) Deno!.chdir(AT_START.cwd);
+    try {
+      execve(Deno!.execPath(), commandLine()!, { ...Deno!.env.toObject(), DENO_V8_FLAGS: flags });
+    } finally {
+      Deno!.chdir(cwd);
+    }
   } catch {
     // An environment Deno cannot read as text, a libc without execve: run as started.
+  }
+}
+
+/**
+ * The working directory as it was when this module was loaded, before a job's own code ran (it
+ * may change directory before `cli()`); `undefined` outside Deno or without permission to read it.
+ */
+const AT_START = { cwd: startCwd() };
+function startCwd(): string | undefined {
+  try {
+    return typeof Deno === "undefined" ? undefined : Deno.cwd();
+  } catch {
+    return undefined;
   }
 }
 
@@ -295,6 +316,8 @@ declare const Deno: {
   permissions: { querySync(permission: { name: string; path?: string }): { state: string } };
   readFileSync(path: string): Uint8Array;
   execPath(): string;
+  cwd(): string;
+  chdir(directory: string): void;
   dlopen(path: string, symbols: Record<string, unknown>): {
     symbols: Record<string, (...args: unknown[]) => unknown>;
     close(): void;

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 
 const JOB = new URL("./_restart_job.ts", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -13,14 +13,39 @@ interface Report {
   pid: number;
   v8Flags: string | null;
   args: string[];
+  /** `STATECAST_HEAP_MB`'s default as the run uses it. */
+  heapMb: number;
+  /** The names in the environment the process was (re)started with (`/proc/self/environ`). */
+  startedWith: string[];
+  /** `RESTART_JOB_SECRET` as the job sees it. */
+  secret: string | null;
+}
+
+interface StartOptions {
+  flags?: string[];
+  args?: string[];
+  env?: Record<string, string>;
+  script?: string;
+  /** Files written into the temporary working directory first (`.env`). */
+  files?: Record<string, string>;
+  /** Run from the temporary directory, the script named relative to it. */
+  relative?: boolean;
+  /** Start through `bash -c` with this text after `deno <flags> ` (`<(cat job)`). */
+  shell?: string;
 }
 
 /** Runs `deno <flags> job <args>`; what the job reported, its process id, stdout and stderr. */
-async function start(
-  options: { flags?: string[]; args?: string[]; env?: Record<string, string>; script?: string },
-) {
+async function start(options: StartOptions) {
   const dir = await mkdtemp(join(tmpdir(), "statecast-restart-"));
   try {
+    for (const [name, text] of Object.entries(options.files ?? {})) {
+      await Deno.writeTextFile(join(dir, name), text);
+    }
+    const script = options.relative ? relative(dir, options.script ?? JOB) : options.script ?? JOB;
+    const flags = options.flags ?? ["run", "-A"];
+    const [command, args] = options.shell === undefined
+      ? [Deno.execPath(), [...flags, script, ...(options.args ?? [])]]
+      : ["bash", ["-c", `exec "$0" ${flags.join(" ")} ${options.shell}`, Deno.execPath()]];
     const env: Record<string, string> = {
       ...Deno.env.toObject(),
       DATA_DIR: dir,
@@ -29,8 +54,9 @@ async function start(
     };
     if (options.env?.DENO_V8_FLAGS === undefined) delete env.DENO_V8_FLAGS;
     if (options.env?.STATECAST_V8_FLAGS === undefined) delete env.STATECAST_V8_FLAGS;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [...(options.flags ?? ["run", "-A"]), options.script ?? JOB, ...(options.args ?? [])],
+    const child = new Deno.Command(command, {
+      args,
+      ...(options.relative || options.files ? { cwd: dir } : {}),
       env,
       clearEnv: true,
       stdout: "piped",
@@ -50,11 +76,20 @@ async function start(
 
 Deno.test("deno run -A restarts in place with DENO_V8_FLAGS=--max-semi-space-size=4", async () => {
   const r = await start({ args: ["--verbose", "--log-format", "text"] });
-  assert.deepEqual(r.report, {
+  const { pid, v8Flags, args } = r.report!;
+  assert.deepEqual({ pid, v8Flags, args }, {
     pid: r.pid, // execve: the process that was started, not a child of it
     v8Flags: "--max-semi-space-size=4",
     args: ["--verbose", "--log-format", "text"],
   });
+});
+
+Deno.test("a job that changes directory before cli() restarts where it was started", async () => {
+  // The script is named relative to the directory it was started in; the job then moves to
+  // tests/, from where that name leads nowhere ("Module not found" if the restart used it there).
+  const r = await start({ relative: true, env: { RESTART_JOB_CHDIR: dirname(JOB) } });
+  assert.equal(r.report?.v8Flags, "--max-semi-space-size=4");
+  assert.equal(r.report?.pid, r.pid);
 });
 
 Deno.test("STATECAST_V8_FLAGS chooses the flags, and V8 starts with them", async () => {
@@ -88,7 +123,7 @@ Deno.test("no restart when V8 flags were chosen, when told not to, or for status
 Deno.test("the heap threshold is 84 MiB with 4 MiB semi-spaces, 88 without (--help)", async () => {
   const helpDefault = (stdout: string) =>
     /STATECAST_HEAP_MB\s+[^]*?\(default (\d+);/.exec(stdout)?.[1];
-  const help = (options: Parameters<typeof start>[0]) =>
+  const help = (options: StartOptions) =>
     start({ ...options, args: ["--help"], script: MAIN }).then((r) => helpDefault(r.stdout));
   assert.equal(await help({}), "84", "as the run restarts");
   assert.equal(await help({ flags: ["run", "-A", "--v8-flags=--max-semi-space-size=4"] }), "84");
