@@ -45,14 +45,30 @@ function startupV8Flags(): string[] | undefined {
 
 /** This process's command line as the kernel has it (Linux), if it may be read. */
 function commandLine(): string[] | undefined {
+  const decoder = new TextDecoder();
+  return procStrings("cmdline")?.map((bytes) => decoder.decode(bytes));
+}
+
+/**
+ * The strings of `/proc/self/cmdline` or `/proc/self/environ` (Linux), as bytes without their
+ * terminating NUL: what the kernel started this process with, whatever it set or read since.
+ */
+function procStrings(name: "cmdline" | "environ"): Uint8Array[] | undefined {
   if (typeof Deno === "undefined" || Deno.build.os !== "linux") return undefined;
-  const path = "/proc/self/cmdline";
+  const path = `/proc/self/${name}`;
   if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
+  let bytes: Uint8Array;
   try {
-    return new TextDecoder().decode(Deno.readFileSync(path)).split("\0").slice(0, -1);
+    bytes = Deno.readFileSync(path);
   } catch {
     return undefined;
   }
+  const strings: Uint8Array[] = [];
+  for (let start = 0, end = bytes.indexOf(0); end !== -1; end = bytes.indexOf(0, start)) {
+    strings.push(bytes.subarray(start, end));
+    start = end + 1;
+  }
+  return strings;
 }
 
 /**
@@ -80,7 +96,8 @@ function smallYoungGeneration(): boolean {
 
 /**
  * Under Deno on Linux, starts this process again in place (`execve`: the same process id,
- * command line and standard streams) with `DENO_V8_FLAGS` set to `STATECAST_V8_FLAGS` (default
+ * command line, working directory, standard streams and environment, all as the process started,
+ * so before a `.env` file was read) with `DENO_V8_FLAGS` set to `STATECAST_V8_FLAGS` (default
  * {@linkcode DEFAULT_V8_FLAGS}): V8 reads its flags only when it starts, and a script that sets
  * them later changes nothing. Measured: a first publish of 1M rows in 100 files 4.8 s instead of
  * 5.5; the restart costs ~50 ms (README: Memory or speed).
@@ -99,14 +116,27 @@ export function restartWithV8Flags(): void {
     // may have changed directory since (it does so again after the restart).
     const cwd = Deno!.cwd();
     if (AT_START.cwd !== undefined && AT_START.cwd !== cwd) Deno!.chdir(AT_START.cwd);
+    // The environment as the process started, not as it is now: variables a .env file set stay
+    // out of the one the kernel shows for the process (/proc/PID/environ); the job reads the
+    // file again. Deno's own --env-file is read again too.
+    const environment = procStrings("environ")!;
+    const encoder = new TextEncoder();
     try {
-      execve(Deno!.execPath(), commandLine()!, { ...Deno!.env.toObject(), DENO_V8_FLAGS: flags });
+      execve(Deno!.execPath(), procStrings("cmdline")!, [
+        ...environment.filter((entry) => !startsWith(entry, encoder.encode("DENO_V8_FLAGS="))),
+        encoder.encode(`DENO_V8_FLAGS=${flags}`),
+      ]);
     } finally {
       Deno!.chdir(cwd);
     }
   } catch {
-    // An environment Deno cannot read as text, a libc without execve: run as started.
+    // A libc without execve: run as started.
   }
+}
+
+/** Whether `bytes` begins with `prefix`. */
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  return bytes.length >= prefix.length && prefix.every((byte, i) => bytes[i] === byte);
 }
 
 /**
@@ -143,19 +173,22 @@ function restartFlags(): string | undefined {
   return flags;
 }
 
-/** `execve(2)` through libc; returns only if it failed. */
-function execve(path: string, argv: string[], env: Record<string, string>): void {
-  const encoder = new TextEncoder();
+/**
+ * `execve(2)` through libc, the arguments and environment as bytes (no NUL); returns only if it
+ * failed.
+ */
+function execve(path: string, argv: Uint8Array[], envp: Uint8Array[]): void {
   const keep: Uint8Array[] = []; // the strings, alive until the call
-  const text = (s: string) => {
-    const bytes = encoder.encode(s + "\0");
-    keep.push(bytes);
-    return bytes;
+  const cString = (bytes: Uint8Array) => {
+    const text = new Uint8Array(bytes.length + 1); // ends with a NUL
+    text.set(bytes);
+    keep.push(text);
+    return text;
   };
-  const pointers = (list: string[]) => {
+  const pointers = (list: Uint8Array[]) => {
     const array = new BigUint64Array(list.length + 1); // ends with a null pointer
-    list.forEach((s, i) => {
-      array[i] = BigInt(Deno!.UnsafePointer.value(Deno!.UnsafePointer.of(text(s))));
+    list.forEach((bytes, i) => {
+      array[i] = BigInt(Deno!.UnsafePointer.value(Deno!.UnsafePointer.of(cString(bytes))));
     });
     return array;
   };
@@ -168,8 +201,8 @@ function execve(path: string, argv: string[], env: Record<string, string>): void
     return; // not glibc: run as started
   }
   try {
-    const envp = Object.entries(env).map(([name, value]) => `${name}=${value}`);
-    libc.symbols.execve!(text(path), pointers(argv), pointers(envp));
+    const file = cString(new TextEncoder().encode(path));
+    libc.symbols.execve!(file, pointers(argv), pointers(envp));
   } finally {
     libc.close();
   }

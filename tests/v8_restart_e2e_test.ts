@@ -92,6 +92,17 @@ Deno.test("a job that changes directory before cli() restarts where it was start
   assert.equal(r.report?.pid, r.pid);
 });
 
+Deno.test("the restart passes on the environment the process started with, not .env's", async () => {
+  // A .env password is in the process's memory, as before the restart; it is not written into
+  // the environment the kernel shows for the process (/proc/PID/environ, ps e): the restarted
+  // job reads .env again.
+  const r = await start({ files: { ".env": "RESTART_JOB_SECRET=s3cret\n" } });
+  assert.equal(r.report?.v8Flags, "--max-semi-space-size=4");
+  assert.equal(r.report?.secret, "s3cret");
+  assert.ok(r.report?.startedWith.includes("DENO_V8_FLAGS"));
+  assert.ok(!r.report?.startedWith.includes("RESTART_JOB_SECRET"), "not in its start environment");
+});
+
 Deno.test("STATECAST_V8_FLAGS chooses the flags, and V8 starts with them", async () => {
   const flags = "--max-semi-space-size=2,--print-flag-values";
   const r = await start({ env: { STATECAST_V8_FLAGS: flags } });
