@@ -27,13 +27,32 @@ export function runtimeName(): string {
 export const DEFAULT_V8_FLAGS = "--max-semi-space-size=4";
 
 /**
+ * The working directory and `DENO_V8_FLAGS` as they were when this module was loaded: before a
+ * job's own code ran (it may change directory before `cli()`) and before `cli()` read a `.env`
+ * file (V8 never sees a `DENO_V8_FLAGS` set there; Deno's own `--env-file` it does see, as that
+ * is read before V8 starts). `undefined`: not set, or outside Deno; `null`: no permission to read.
+ */
+const AT_START = {
+  cwd: atStart(() => Deno!.cwd()),
+  v8Flags: atStart(() => Deno!.env.get("DENO_V8_FLAGS")),
+};
+function atStart(read: () => string | undefined): string | undefined | null {
+  if (typeof Deno === "undefined") return undefined;
+  try {
+    return read();
+  } catch {
+    return null;
+  }
+}
+
+/**
  * The V8 flags this Deno process was started with: `DENO_V8_FLAGS`, then the `--v8-flags=` of its
  * command line (Linux: `/proc/self/cmdline`), in the order V8 reads them; `undefined` when it
  * cannot tell (not Deno, or no permission to read the command line).
  */
 function startupV8Flags(): string[] | undefined {
-  if (typeof Deno === "undefined") return undefined;
-  const flags = Deno.env.get("DENO_V8_FLAGS")?.split(",") ?? [];
+  if (typeof Deno === "undefined" || AT_START.v8Flags === null) return undefined;
+  const flags = AT_START.v8Flags?.split(",") ?? [];
   const line = commandLine();
   if (line === undefined) return undefined;
   for (const arg of line) {
@@ -115,7 +134,7 @@ export function restartWithV8Flags(): void {
     // The command line names the script and files relative to where the process started; a job
     // may have changed directory since (it does so again after the restart).
     const cwd = Deno!.cwd();
-    if (AT_START.cwd !== undefined && AT_START.cwd !== cwd) Deno!.chdir(AT_START.cwd);
+    if (typeof AT_START.cwd === "string" && AT_START.cwd !== cwd) Deno!.chdir(AT_START.cwd);
     // The environment as the process started, not as it is now: variables a .env file set stay
     // out of the one the kernel shows for the process (/proc/PID/environ); the job reads the
     // file again. Deno's own --env-file is read again too.
@@ -139,23 +158,11 @@ function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
   return bytes.length >= prefix.length && prefix.every((byte, i) => bytes[i] === byte);
 }
 
-/**
- * The working directory as it was when this module was loaded, before a job's own code ran (it
- * may change directory before `cli()`); `undefined` outside Deno or without permission to read it.
- */
-const AT_START = { cwd: startCwd() };
-function startCwd(): string | undefined {
-  try {
-    return typeof Deno === "undefined" ? undefined : Deno.cwd();
-  } catch {
-    return undefined;
-  }
-}
-
 /** The flags {@linkcode restartWithV8Flags} restarts with; `undefined` if it would not restart. */
 function restartFlags(): string | undefined {
   const flags = process.env.STATECAST_V8_FLAGS ?? DEFAULT_V8_FLAGS;
-  if (typeof Deno === "undefined" || flags === "" || Deno.env.get("DENO_V8_FLAGS") !== undefined) {
+  // V8 started with flags chosen, or it cannot be told (null).
+  if (typeof Deno === "undefined" || flags === "" || AT_START.v8Flags !== undefined) {
     return undefined;
   }
   if (Deno.build.standalone) return undefined; // its flags were set when it was compiled
@@ -170,7 +177,8 @@ function restartFlags(): string | undefined {
   if (first !== "run" && !/\.[cm]?[jt]sx?$/.test(first ?? "")) return undefined;
   if (line.includes("-")) return undefined;
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
-  return flags;
+  // Set since the process started (a .env file): chosen, but V8 has not seen it; now it does.
+  return process.env.DENO_V8_FLAGS || flags;
 }
 
 /**

@@ -103,6 +103,25 @@ Deno.test("the restart passes on the environment the process started with, not .
   assert.ok(!r.report?.startedWith.includes("RESTART_JOB_SECRET"), "not in its start environment");
 });
 
+Deno.test("DENO_V8_FLAGS from a .env file reaches V8 through the restart", async () => {
+  // V8 reads DENO_V8_FLAGS only at start-up, before cli() reads .env: flags chosen there were
+  // taken as V8's own, the run was not restarted, and V8 never saw them.
+  const flags = "--max-semi-space-size=2,--print-flag-values";
+  const r = await start({ files: { ".env": `DENO_V8_FLAGS=${flags}\n` } });
+  assert.equal(r.report?.v8Flags, flags);
+  assert.ok(r.report?.startedWith.includes("DENO_V8_FLAGS"), "restarted with them");
+  assert.match(r.stdout, /^--max-semi-space-size=2$/m, "V8 printed its flags as it started");
+  assert.equal(r.report?.heapMb, 84);
+  // Deno's own --env-file is read before V8 starts: those flags are V8's already, no restart.
+  const deno = await start({
+    flags: ["run", "-A", "--env-file=deno.env"],
+    files: { "deno.env": "DENO_V8_FLAGS=--max-semi-space-size=8\n" },
+  });
+  assert.equal(deno.report?.v8Flags, "--max-semi-space-size=8");
+  assert.ok(!deno.report?.startedWith.includes("DENO_V8_FLAGS"), "not restarted");
+  assert.equal(deno.report?.heapMb, 88);
+});
+
 Deno.test("STATECAST_V8_FLAGS chooses the flags, and V8 starts with them", async () => {
   const flags = "--max-semi-space-size=2,--print-flag-values";
   const r = await start({ env: { STATECAST_V8_FLAGS: flags } });
