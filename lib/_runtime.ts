@@ -175,10 +175,24 @@ function restartFlags(): string | undefined {
   // a script read from standard input (`deno run -`), which a restart could not read again.
   const first = line.slice(1).find((arg) => !arg.startsWith("-"));
   if (first !== "run" && !/\.[cm]?[jt]sx?$/.test(first ?? "")) return undefined;
-  if (line.includes("-")) return undefined;
+  if (line.includes("-") || !readableAgain(Deno.mainModule)) return undefined;
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
   // Set since the process started (a .env file): chosen, but V8 has not seen it; now it does.
   return process.env.DENO_V8_FLAGS || flags;
+}
+
+/**
+ * Whether the script can be read again after a restart: a remote module, or a regular file, not
+ * a pipe such as `deno run -A <(cat job.ts)` (`/dev/fd/63`, empty the second time: the job would
+ * do nothing and exit 0) or standard input (`$deno$stdin.mts`, no such file).
+ */
+function readableAgain(mainModule: string): boolean {
+  if (!mainModule.startsWith("file:")) return true;
+  try {
+    return Deno!.statSync(new URL(mainModule)).isFile;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -356,6 +370,7 @@ declare const Deno: {
   env: { get(name: string): string | undefined; toObject(): Record<string, string> };
   permissions: { querySync(permission: { name: string; path?: string }): { state: string } };
   readFileSync(path: string): Uint8Array;
+  statSync(path: URL): { isFile: boolean };
   execPath(): string;
   cwd(): string;
   chdir(directory: string): void;

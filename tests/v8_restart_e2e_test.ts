@@ -92,6 +92,18 @@ Deno.test("a job that changes directory before cli() restarts where it was start
   assert.equal(r.report?.pid, r.pid);
 });
 
+Deno.test("a job read from a pipe runs as started: a restart could not read it again", async () => {
+  // deno run -A <(cat job.ts): /dev/fd/63 is empty the second time; restarted, the job did
+  // nothing and exited 0.
+  const config = new URL("../deno.json", import.meta.url).pathname; // not found from /dev/fd
+  const r = await start({
+    flags: ["run", "-A", `--config=${config}`],
+    shell: `<(echo 'import "${new URL(`file://${JOB}`)}";')`,
+  });
+  assert.equal(r.report?.v8Flags, null);
+  assert.equal(r.report?.heapMb, 88);
+});
+
 Deno.test("the restart passes on the environment the process started with, not .env's", async () => {
   // A .env password is in the process's memory, as before the restart; it is not written into
   // the environment the kernel shows for the process (/proc/PID/environ, ps e): the restarted
