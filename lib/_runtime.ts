@@ -131,27 +131,28 @@ export function restartWithV8Flags(): void {
   try {
     const flags = restartFlags();
     if (flags === undefined) return;
+    // The environment as the process started, not as it is now: variables a .env file set stay
+    // out of the one the kernel shows for the process (/proc/PID/environ); the job reads the
+    // file again. Deno's own --env-file is read again too.
+    const encoder = new TextEncoder();
+    const environment = procStrings("environ")!
+      .filter((entry) => !startsWith(entry, encoder.encode("DENO_V8_FLAGS=")));
+    const argv = procStrings("cmdline")!;
     // The command line names the script and files relative to where the process started; a job
     // may have changed directory since (it does so again after the restart).
     const cwd = Deno!.cwd();
     if (typeof AT_START.cwd === "string" && AT_START.cwd !== cwd) Deno!.chdir(AT_START.cwd);
-    // The environment as the process started, not as it is now: variables a .env file set stay
-    // out of the one the kernel shows for the process (/proc/PID/environ); the job reads the
-    // file again. Deno's own --env-file is read again too.
-    const environment = procStrings("environ")!;
-    const encoder = new TextEncoder();
     try {
-      execve(Deno!.execPath(), procStrings("cmdline")!, [
-        ...environment.filter((entry) => !startsWith(entry, encoder.encode("DENO_V8_FLAGS="))),
-        encoder.encode(`DENO_V8_FLAGS=${flags}`),
-      ]);
+      execve(Deno!.execPath(), argv, [...environment, encoder.encode(`DENO_V8_FLAGS=${flags}`)]);
     } finally {
       Deno!.chdir(cwd);
     }
   } catch {
-    // A libc without execve: run as started.
+    // No permission to read the environment, a libc without execve: run as started.
   }
+  restartFailed = true; // still here: V8 runs with the flags it started with
 }
+let restartFailed = false;
 
 /** Whether `bytes` begins with `prefix`. */
 function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
@@ -161,8 +162,10 @@ function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
 /** The flags {@linkcode restartWithV8Flags} restarts with; `undefined` if it would not restart. */
 function restartFlags(): string | undefined {
   const flags = process.env.STATECAST_V8_FLAGS ?? DEFAULT_V8_FLAGS;
-  // V8 started with flags chosen, or it cannot be told (null).
-  if (typeof Deno === "undefined" || flags === "" || AT_START.v8Flags !== undefined) {
+  // V8 started with flags chosen, or it cannot be told (null); or a restart failed.
+  if (
+    typeof Deno === "undefined" || flags === "" || AT_START.v8Flags !== undefined || restartFailed
+  ) {
     return undefined;
   }
   if (Deno.build.standalone) return undefined; // its flags were set when it was compiled

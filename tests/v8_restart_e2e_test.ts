@@ -8,6 +8,7 @@ import { dirname, join, relative } from "node:path";
 
 const JOB = new URL("./_restart_job.ts", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const DEFAULT = "--max-semi-space-size=4";
 
 interface Report {
   pid: number;
@@ -132,6 +133,16 @@ Deno.test("DENO_V8_FLAGS from a .env file reaches V8 through the restart", async
   assert.equal(deno.report?.v8Flags, "--max-semi-space-size=8");
   assert.ok(!deno.report?.startedWith.includes("DENO_V8_FLAGS"), "not restarted");
   assert.equal(deno.report?.heapMb, 88);
+});
+
+Deno.test("a restart that fails runs the job as started, with the heap default for it", async () => {
+  // execve refuses a variable over 128 KiB (E2BIG): the run goes on with V8's own semi-spaces,
+  // so the memory bound is the one for them (88), not the one for the restart's (84).
+  const flags = Array(6000).fill(DEFAULT).join(",");
+  const r = await start({ files: { ".env": `STATECAST_V8_FLAGS=${flags}\n` } });
+  assert.equal(r.report?.v8Flags, null, "not restarted");
+  assert.equal(r.report?.pid, r.pid);
+  assert.equal(r.report?.heapMb, 88);
 });
 
 Deno.test("STATECAST_V8_FLAGS chooses the flags, and V8 starts with them", async () => {
