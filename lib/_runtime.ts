@@ -118,14 +118,16 @@ function smallYoungGeneration(): boolean {
  * command line, working directory, standard streams and environment, all as the process started,
  * so before a `.env` file was read) with `DENO_V8_FLAGS` set to `STATECAST_V8_FLAGS` (default
  * {@linkcode DEFAULT_V8_FLAGS}): V8 reads its flags only when it starts, and a script that sets
- * them later changes nothing. Measured: a first publish of 1M rows in 100 files 4.8 s instead of
- * 5.5; the restart costs ~50 ms (README: Memory or speed).
+ * them later changes nothing. Measured: a first publish of 1M rows in 100 files 4.72 s instead of
+ * 4.91 (medians of 5); the restart costs ~50 ms (README: Running your own job).
  *
  * Returns without restarting when it has nothing to do or may not: under Bun or a compiled
  * binary, off Linux, when V8 flags were given (`DENO_V8_FLAGS`, `--v8-flags`), under a debugger
  * (`--inspect`), in anything but `deno run` (`deno test` calling `cli()`), when
  * `STATECAST_V8_FLAGS` is empty, or without the permissions it needs (`ffi`, reading
- * `/proc/self/cmdline`). A failed `execve` returns too: the job runs as it was started.
+ * `/proc/self/cmdline`), or for a script it could not read again (a pipe, standard input). A
+ * failed `execve` returns too: the job runs as it was started. What the script does before
+ * `cli()` runs twice: once as started, once restarted.
  */
 export function restartWithV8Flags(): void {
   try {
