@@ -11,6 +11,8 @@ const nothing = app.fn({}, () => Promise.resolve());
 app.main(async () => {
   // The environment the kernel started this process with (what execve passed), by name.
   const environ = new TextDecoder().decode(Deno.readFileSync("/proc/self/environ"));
+  const cmdline = Deno.readFileSync("/proc/self/cmdline");
+  const lastArg = cmdline.subarray(cmdline.lastIndexOf(0, cmdline.length - 2) + 1, -1);
   console.log(JSON.stringify({
     pid: process.pid,
     v8Flags: process.env.DENO_V8_FLAGS ?? null,
@@ -18,6 +20,7 @@ app.main(async () => {
     heapMb: heapLimitMb(),
     startedWith: environ.split("\0").filter((e) => e !== "").map((e) => e.split("=")[0]),
     secret: process.env.RESTART_JOB_SECRET ?? null,
+    lastArgHex: Array.from(lastArg, (b) => b.toString(16).padStart(2, "0")).join(""),
   }));
   await app.mountEach(nothing, localfs.walkDir(process.env.DATA_DIR!));
 });

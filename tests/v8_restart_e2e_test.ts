@@ -20,6 +20,8 @@ interface Report {
   startedWith: string[];
   /** `RESTART_JOB_SECRET` as the job sees it. */
   secret: string | null;
+  /** The last argument's bytes as the kernel has them (`/proc/self/cmdline`), in hex. */
+  lastArgHex: string;
 }
 
 interface StartOptions {
@@ -27,9 +29,9 @@ interface StartOptions {
   args?: string[];
   env?: Record<string, string>;
   script?: string;
-  /** Files written into the temporary working directory first (`.env`). */
+  /** Files written first into the temporary directory the job runs in (`.env`). */
   files?: Record<string, string>;
-  /** Run from the temporary directory, the script named relative to it. */
+  /** The script named relative to the directory the job runs in. */
   relative?: boolean;
   /** Start through `bash -c` with this text after `deno <flags> ` (`<(cat job)`). */
   shell?: string;
@@ -57,7 +59,7 @@ async function start(options: StartOptions) {
     if (options.env?.STATECAST_V8_FLAGS === undefined) delete env.STATECAST_V8_FLAGS;
     const child = new Deno.Command(command, {
       args,
-      ...(options.relative || options.files ? { cwd: dir } : {}),
+      cwd: dir, // no .env but the test's own
       env,
       clearEnv: true,
       stdout: "piped",
@@ -83,6 +85,13 @@ Deno.test("deno run -A restarts in place with DENO_V8_FLAGS=--max-semi-space-siz
     v8Flags: "--max-semi-space-size=4",
     args: ["--verbose", "--log-format", "text"],
   });
+});
+
+Deno.test("the restart passes arguments on byte for byte, text or not", async () => {
+  // "caf\xe9.db" (Latin-1) is not UTF-8: decoded and encoded again it came back as "caf\uFFFD".
+  const r = await start({ shell: `'${JOB}' --state $'file:caf\\xe9.db'` });
+  assert.equal(r.report?.v8Flags, DEFAULT);
+  assert.equal(r.report?.lastArgHex, "66696c653a636166e92e6462"); // file:caf\xe9.db
 });
 
 Deno.test("a job that changes directory before cli() restarts where it was started", async () => {
