@@ -92,25 +92,19 @@ function procStrings(name: "cmdline" | "environ"): Uint8Array[] | undefined {
 
 /**
  * The heap size above which {@linkcode releaseMemory} collects garbage, by default: 88 MiB under
- * Deno, 84 when its young generation is held at 4 MiB semi-spaces, as V8 was started or as a run
- * restarts it (at 88 a first publish of 1M rows peaked at 191-203 MB with them, at 84 184-195 MB,
- * as fast); 72 under Bun, which checks at chunk ends only (at 88 a first publish of 1M rows peaked
- * at 235-253 MB instead of 216-219).
+ * Deno, 84 when its young generation is held at 4 MiB semi-spaces by `v8Flags` (at 88 a first
+ * publish of 1M rows peaked at 191-203 MB with them, at 84 184-195 MB, as fast); 72 under Bun,
+ * which checks at chunk ends only (at 88 a first publish of 1M rows peaked at 235-253 MB instead
+ * of 216-219).
  */
-function defaultHeapMb(): number {
-  defaultHeap ??= typeof Bun !== "undefined" ? 72 : smallYoungGeneration() ? 84 : 88;
-  return defaultHeap;
-}
-let defaultHeap: number | undefined;
-
-/** Whether V8 runs, or a run restarts it, with semi-spaces of at most 4 MiB (the last counts). */
-function smallYoungGeneration(): boolean {
-  let size: number | undefined;
-  for (const flag of [...startupV8Flags() ?? [], ...restartFlags()?.split(",") ?? []]) {
+function defaultHeapMb(v8Flags: string[]): number {
+  if (typeof Bun !== "undefined") return 72;
+  let size: number | undefined; // the last one counts
+  for (const flag of v8Flags) {
     const match = /^--max[-_]semi[-_]space[-_]size=(\d+)$/.exec(flag.trim());
     if (match) size = Number(match[1]);
   }
-  return size !== undefined && size <= 4;
+  return size !== undefined && size <= 4 ? 84 : 88;
 }
 
 /**
@@ -152,9 +146,7 @@ export function restartWithV8Flags(): void {
   } catch {
     // No permission to read the environment, a libc without execve: run as started.
   }
-  restartFailed = true; // still here: V8 runs with the flags it started with
 }
-let restartFailed = false;
 
 /** Whether `bytes` begins with `prefix`. */
 function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
@@ -164,10 +156,8 @@ function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
 /** The flags {@linkcode restartWithV8Flags} restarts with; `undefined` if it would not restart. */
 function restartFlags(): string | undefined {
   const flags = process.env.STATECAST_V8_FLAGS ?? DEFAULT_V8_FLAGS;
-  // V8 started with flags chosen, or it cannot be told (null); or a restart failed.
-  if (
-    typeof Deno === "undefined" || flags === "" || AT_START.v8Flags !== undefined || restartFailed
-  ) {
+  // V8 started with flags chosen, or it cannot be told (null).
+  if (typeof Deno === "undefined" || flags === "" || AT_START.v8Flags !== undefined) {
     return undefined;
   }
   if (Deno.build.standalone) return undefined; // its flags were set when it was compiled
@@ -244,7 +234,8 @@ export function heapCheckWords(): { when: string; defaultMb: number } {
     when: typeof Bun === "undefined"
       ? "between chunks and every 4,096 declared rows"
       : "between chunks",
-    defaultMb: defaultHeapMb(),
+    // As a run uses it: after the restart that `cli()` would do.
+    defaultMb: defaultHeapMb([...startupV8Flags() ?? [], ...restartFlags()?.split(",") ?? []]),
   };
 }
 
@@ -253,13 +244,14 @@ let heapLimitBytes: number | undefined;
 
 /**
  * `STATECAST_HEAP_MB`: the heap size in MiB above which a full garbage collection runs between
- * the chunks of a round and every 4,096 declared states (default 88, Bun 72 and chunk ends
- * only; 0: never, V8 and Bun collect on their own schedule). A bad value is a `TypeError` that
+ * the chunks of a round and every 4,096 declared states (default 88, 84 when V8 started with 4 MiB
+ * semi-spaces, Bun 72 and chunk ends only; 0: never, V8 and Bun collect on their own schedule). A bad value is a `TypeError` that
  * says what to write.
  */
 export function heapLimitMb(): number {
   const text = process.env.STATECAST_HEAP_MB;
-  if (text === undefined || text === "") return defaultHeapMb();
+  // V8's flags as this process started: a run that restarted was started again with them.
+  if (text === undefined || text === "") return defaultHeapMb(startupV8Flags() ?? []);
   const mb = Number(text);
   if (!Number.isFinite(mb) || mb < 0) {
     throw new TypeError(

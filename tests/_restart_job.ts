@@ -26,4 +26,6 @@ app.main(async () => {
 });
 
 if (process.env.RESTART_JOB_CHDIR) process.chdir(process.env.RESTART_JOB_CHDIR);
-await app.cli();
+// RESTART_JOB_RUN: app.run() called directly, as a program may, not through cli().
+if (process.env.RESTART_JOB_RUN) await app.run({ quiet: true });
+else await app.cli();

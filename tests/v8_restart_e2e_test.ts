@@ -154,6 +154,14 @@ Deno.test("a restart that fails runs the job as started, with the heap default f
   assert.equal(r.report?.heapMb, 88);
 });
 
+Deno.test("app.run() called directly keeps the heap default of V8's own semi-spaces", async () => {
+  // Only cli() restarts: a program that calls app.run() under deno run runs as started, so its
+  // memory bound is 88, not the 84 of the flags a restart would have given it.
+  const r = await start({ env: { RESTART_JOB_RUN: "1" } });
+  assert.equal(r.report?.v8Flags, null);
+  assert.equal(r.report?.heapMb, 88);
+});
+
 Deno.test("STATECAST_V8_FLAGS chooses the flags, and V8 starts with them", async () => {
   const flags = "--max-semi-space-size=2,--print-flag-values";
   const r = await start({ env: { STATECAST_V8_FLAGS: flags } });
