@@ -27,14 +27,17 @@ export function runtimeName(): string {
 export const DEFAULT_V8_FLAGS = "--max-semi-space-size=4";
 
 /**
- * The working directory and `DENO_V8_FLAGS` as they were when this module was loaded: before a
- * job's own code ran (it may change directory before `cli()`) and before `cli()` read a `.env`
- * file (V8 never sees a `DENO_V8_FLAGS` set there; Deno's own `--env-file` it does see, as that
- * is read before V8 starts). `undefined`: not set, or outside Deno; `null`: no permission to read.
+ * The working directory, `DENO_V8_FLAGS` and command line as they were when this module was
+ * loaded: before a job's own code ran (it may change directory before `cli()`, or set
+ * `process.title`, which Deno writes over the command line in /proc/self/cmdline) and before
+ * `cli()` read a `.env` file (V8 never sees a `DENO_V8_FLAGS` set there; Deno's own `--env-file`
+ * it does see, as that is read before V8 starts). `undefined`: not set, outside Deno or off
+ * Linux; `null`: no permission to read.
  */
 const AT_START = {
   cwd: atStart(() => Deno!.cwd()),
   v8Flags: atStart(() => Deno!.env.get("DENO_V8_FLAGS")),
+  cmdline: procStrings("cmdline"),
 };
 function atStart(read: () => string | undefined): string | undefined | null {
   if (typeof Deno === "undefined") return undefined;
@@ -62,10 +65,10 @@ function startupV8Flags(): string[] | undefined {
   return flags;
 }
 
-/** This process's command line as the kernel has it (Linux), if it may be read. */
+/** This process's command line as the kernel started it (Linux), if it may be read. */
 function commandLine(): string[] | undefined {
   const decoder = new TextDecoder();
-  return procStrings("cmdline")?.map((bytes) => decoder.decode(bytes));
+  return AT_START.cmdline?.map((bytes) => decoder.decode(bytes));
 }
 
 /**
@@ -133,7 +136,7 @@ export function restartWithV8Flags(): void {
     const encoder = new TextEncoder();
     const environment = procStrings("environ")!
       .filter((entry) => !startsWith(entry, encoder.encode("DENO_V8_FLAGS=")));
-    const argv = procStrings("cmdline")!;
+    const argv = AT_START.cmdline!;
     // The command line names the script and files relative to where the process started; a job
     // may have changed directory since (it does so again after the restart).
     const cwd = Deno!.cwd();

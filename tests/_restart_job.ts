@@ -26,6 +26,8 @@ app.main(async () => {
 });
 
 if (process.env.RESTART_JOB_CHDIR) process.chdir(process.env.RESTART_JOB_CHDIR);
+// Deno writes a process title over the command line's memory (/proc/self/cmdline shows it).
+if (process.env.RESTART_JOB_TITLE) process.title = process.env.RESTART_JOB_TITLE;
 // RESTART_JOB_RUN: app.run() called directly, as a program may, not through cli().
 if (process.env.RESTART_JOB_RUN) await app.run({ quiet: true });
 else await app.cli();

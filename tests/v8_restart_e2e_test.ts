@@ -94,6 +94,14 @@ Deno.test("the restart passes arguments on byte for byte, text or not", async ()
   assert.equal(r.report?.lastArgHex, "66696c653a636166e92e6462"); // file:caf\xe9.db
 });
 
+Deno.test("a job that sets process.title before cli() restarts with its command line", async () => {
+  // Deno writes the title over the command line's memory: read then, /proc/self/cmdline was
+  // "statecast-orders" and empty strings, so the run was not restarted.
+  const r = await start({ args: ["--verbose"], env: { RESTART_JOB_TITLE: "statecast-orders" } });
+  assert.equal(r.report?.v8Flags, DEFAULT);
+  assert.deepEqual(r.report?.args, ["--verbose"]);
+});
+
 Deno.test("a job that changes directory before cli() restarts where it was started", async () => {
   // The script is named relative to the directory it was started in; the job then moves to
   // tests/, from where that name leads nowhere ("Module not found" if the restart used it there).
