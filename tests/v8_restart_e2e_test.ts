@@ -100,6 +100,13 @@ Deno.test("a job that sets process.title before cli() restarts with its command 
   const r = await start({ args: ["--verbose"], env: { RESTART_JOB_TITLE: "statecast-orders" } });
   assert.equal(r.report?.v8Flags, DEFAULT);
   assert.deepEqual(r.report?.args, ["--verbose"]);
+  // --v8-flags typed: no restart, and the heap default still sees them under the title.
+  const typed = await start({
+    flags: ["run", "-A", `--v8-flags=${DEFAULT}`],
+    env: { RESTART_JOB_TITLE: "statecast-orders" },
+  });
+  assert.equal(typed.report?.v8Flags, null);
+  assert.equal(typed.report?.heapMb, 84);
 });
 
 Deno.test("a job that changes directory before cli() restarts where it was started", async () => {
