@@ -1160,6 +1160,19 @@ function valuesOf(args: readonly unknown[]): string {
   return values.some((value) => value !== "-") ? `\nargs ${values.join(" ")}` : "";
 }
 
+/**
+ * Reads the `.env` file (or `--env-file`) for `--help`, as a run would, so that the defaults it
+ * prints are the run's: `STATECAST_V8_FLAGS` or `DENO_V8_FLAGS` there change the heap default. A
+ * file it cannot read is the run's error to report, not help's.
+ */
+function helpReadsEnvFile(path: string | undefined): void {
+  try {
+    loadEnvFile(path ?? ".env", true);
+  } catch {
+    // The run says so.
+  }
+}
+
 /** What the command line asked for, or the exit code of `--help`, `--version` or bad usage. */
 function parseCommandLine(argv: string[], name: string, environment: Record<string, string>) {
   const problem = usageProblem(argv);
@@ -1176,6 +1189,7 @@ function parseCommandLine(argv: string[], name: string, environment: Record<stri
   }
   const { values, positionals } = parsed;
   if (values.help) {
+    helpReadsEnvFile(values["env-file"]);
     console.log(helpText(name, environment));
     return 0;
   }

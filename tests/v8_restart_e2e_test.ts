@@ -209,10 +209,20 @@ Deno.test("the heap threshold is 84 MiB with 4 MiB semi-spaces, 88 without (--he
   const helpDefault = (stdout: string) =>
     /STATECAST_HEAP_MB\s+[^]*?\(default (\d+);/.exec(stdout)?.[1];
   const help = (options: StartOptions) =>
-    start({ ...options, args: ["--help"], script: MAIN }).then((r) => helpDefault(r.stdout));
+    start({ ...options, args: [...options.args ?? [], "--help"], script: MAIN })
+      .then((r) => helpDefault(r.stdout));
   assert.equal(await help({}), "84", "as the run restarts");
   assert.equal(await help({ flags: ["run", "-A", "--v8-flags=--max-semi-space-size=4"] }), "84");
   assert.equal(await help({ env: { DENO_V8_FLAGS: "--max-semi-space-size=4" } }), "84");
   assert.equal(await help({ env: { STATECAST_V8_FLAGS: "" } }), "88", "no restart");
   assert.equal(await help({ env: { DENO_V8_FLAGS: "--max-semi-space-size=16" } }), "88");
+  // --help reads .env as a run does: the default it prints is the run's.
+  assert.equal(
+    await help({ files: { ".env": "STATECAST_V8_FLAGS=\n" } }),
+    "88",
+    ".env: no restart",
+  );
+  const files = { "prod.env": "DENO_V8_FLAGS=--max-semi-space-size=16\n" };
+  assert.equal(await help({ files }), "84", "only .env unless --env-file names another");
+  assert.equal(await help({ files, args: ["--env-file", "prod.env"] }), "88", "--env-file");
 });
