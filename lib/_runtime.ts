@@ -248,8 +248,8 @@ let heapLimitBytes: number | undefined;
 /**
  * `STATECAST_HEAP_MB`: the heap size in MiB above which a full garbage collection runs between
  * the chunks of a round and every 4,096 declared states (default 88, 84 when V8 started with 4 MiB
- * semi-spaces, Bun 72 and chunk ends only; 0: never, V8 and Bun collect on their own schedule). A bad value is a `TypeError` that
- * says what to write.
+ * semi-spaces, Bun 72 and chunk ends only; 0: never, V8 and Bun collect on their own schedule). A
+ * bad value is a `TypeError` that says what to write.
  */
 export function heapLimitMb(): number {
   const text = process.env.STATECAST_HEAP_MB;
@@ -367,7 +367,7 @@ declare const Deno: {
   mainModule: string;
   watchFs(paths: string, options: { recursive: boolean }): DenoWatcher;
   build: { os: string; standalone?: boolean };
-  env: { get(name: string): string | undefined; toObject(): Record<string, string> };
+  env: { get(name: string): string | undefined };
   permissions: { querySync(permission: { name: string; path?: string }): { state: string } };
   readFileSync(path: string): Uint8Array;
   statSync(path: URL): { isFile: boolean };
