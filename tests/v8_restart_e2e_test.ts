@@ -129,7 +129,7 @@ Deno.test("a job read from a pipe runs as started: a restart could not read it a
   assert.equal(r.report?.heapMb, 88);
 });
 
-Deno.test("the restart passes on the environment the process started with, not .env's", async () => {
+Deno.test("the restart passes on the environment as the process started, not .env's", async () => {
   // A .env password is in the process's memory, as before the restart; it is not written into
   // the environment the kernel shows for the process (/proc/PID/environ, ps e): the restarted
   // job reads .env again.
@@ -159,7 +159,7 @@ Deno.test("DENO_V8_FLAGS from a .env file reaches V8 through the restart", async
   assert.equal(deno.report?.heapMb, 88);
 });
 
-Deno.test("a restart that fails runs the job as started, with the heap default for it", async () => {
+Deno.test("a failed restart runs the job as started, with the heap default for that", async () => {
   // execve refuses a variable over 128 KiB (E2BIG): the run goes on with V8's own semi-spaces,
   // so the memory bound is the one for them (88), not the one for the restart's (84).
   const flags = Array(6000).fill(DEFAULT).join(",");
