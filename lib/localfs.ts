@@ -11,6 +11,7 @@ import picomatch from "picomatch";
 import { type CsvRow, type CsvRowsOptions, parseCsvRows } from "./csv.ts";
 import type { SourceItem } from "./engine.ts";
 import { StatecastError } from "./errors.ts";
+import { isOwnFile, mayBeOwnFile } from "./_own_files.ts";
 
 /** Files stat'ed between two pauses for the event loop during a scan. */
 const STAT_BATCH = 2000;
@@ -367,6 +368,11 @@ export class DirSource implements AsyncIterable<FileItem> {
   matches(path: string): boolean {
     if (isIgnoredPath(path)) return false;
     if (!this.recursive && path.includes("/")) return false;
+    if (
+      mayBeOwnFile(path.slice(path.lastIndexOf("/") + 1)) && isOwnFile(resolve(this.root, path))
+    ) {
+      return false; // an open state store's files (see _own_files.ts)
+    }
     return this.#include(path) && !this.#exclude(path);
   }
 

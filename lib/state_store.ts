@@ -23,6 +23,7 @@ import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { type Client, createClient, type InStatement, type Transaction } from "@libsql/client";
 import { errorMessage, redactSecrets, StatecastError } from "./errors.ts";
+import { claimOwnFiles, databaseFiles } from "./_own_files.ts";
 import { type Fingerprint, initFingerprints, keyHash } from "./fingerprint.ts";
 import {
   forgetIndexStatements,
@@ -223,6 +224,8 @@ export class StateStore implements AsyncDisposable {
   #index: KeyIndex;
   /** Whether the store was opened to be read only (a dry run): every write throws. */
   readonly readOnly: boolean;
+  /** Gives back a local store's files, claimed as statecast's own while it is open. */
+  #releaseFiles: (() => void) | undefined;
 
   private constructor(
     client: Client,
@@ -278,6 +281,9 @@ export class StateStore implements AsyncDisposable {
         return await StateStore.#empty(url);
       }
       await store.#migrate();
+      if (clientUrl.startsWith("file:")) {
+        store.#releaseFiles = claimOwnFiles(databaseFiles(clientUrl.slice("file:".length)));
+      }
     } catch (cause) {
       client.close();
       if (cause instanceof StatecastError) throw cause;
@@ -853,6 +859,7 @@ export class StateStore implements AsyncDisposable {
   /** Closes the connection. */
   close(): void {
     this.#client.close();
+    this.#releaseFiles?.();
   }
 
   /**

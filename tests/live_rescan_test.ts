@@ -145,3 +145,49 @@ Deno.test("runLive() reports a round that cannot run and tries again after a pau
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+Deno.test("a state store inside the source folder is never an item, and its writes start no round", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "statecast-own-"));
+  await writeFile(join(dir, "a.csv"), "key,n\nk1,1\n");
+  const target = new RecordingTarget();
+  const fn = csvComponent(target);
+  // No include: every file of the folder is an item, as for `walkDir(".")` with the store in it.
+  const source = walkDir(dir, { debounceMs: 20, rescanIntervalMs: 0 });
+  const controller = new AbortController();
+  const errors: string[] = [];
+  const store = await StateStore.open(`file:${join(dir, "state.db")}`);
+  try {
+    const engine = new Engine(store, "own");
+    engine.addTarget(target);
+    await engine.load();
+    const paths = async () => (await source.scan()).map((item) => item.path).sort();
+    assert.deepEqual(await paths(), ["a.csv"], "not state.db, its -wal or its -shm");
+    const first = await engine.round(fn, await source.scan(), { fullScan: true });
+    assert.deepEqual(first.failed, []);
+    assert.deepEqual(target.last(), ["+k1=1"]);
+    assert.deepEqual(await paths(), ["a.csv"], "after a commit wrote the store");
+
+    let rounds = 0;
+    const live = runLive(engine, fn, source, {
+      signal: controller.signal,
+      onRound: () => void rounds++,
+      onError: (error) => errors.push(String(error)),
+    });
+    await sleep(200);
+    await writeFile(join(dir, "a.csv"), "key,n\nk1,2\n");
+    await until(() => target.batches.length > 0, "the edit to be sent");
+    assert.deepEqual(target.last(), ["+k1=2"]);
+    const after = rounds;
+    await sleep(1_000); // the edit's commit wrote the store: no round comes of that
+    assert.equal(rounds - after, 0, "rounds after the edit's");
+    assert.deepEqual(errors, []);
+    controller.abort();
+    await live;
+  } finally {
+    controller.abort();
+    store.close();
+  }
+  // Once the store is closed, its files are files like any other.
+  assert.ok((await source.scan()).some((item) => item.path === "state.db"));
+  await rm(dir, { recursive: true, force: true });
+});
