@@ -140,6 +140,10 @@ export function* parseCsvRecords(text: string, options: CsvOptions = {}): Genera
           for (let k = text.indexOf("\n", i); k >= 0 && k < close; k = text.indexOf("\n", k + 1)) {
             line++;
           }
+          // A lone CR ends a line too (old Mac files), inside quotes as outside.
+          for (let k = text.indexOf("\r", i); k >= 0 && k < close; k = text.indexOf("\r", k + 1)) {
+            if (text.charCodeAt(k + 1) !== LF) line++;
+          }
           value += text.slice(i, close);
           if (text.charCodeAt(close + 1) === QUOTE) {
             value += q;

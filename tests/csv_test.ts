@@ -31,6 +31,12 @@ Deno.test("parseCsvRecords() gives the line each record starts on", () => {
   assert.deepEqual(lines('a,b\n"1\n2",3\n\n4,5\n'), [1, 2, 5]);
 });
 
+Deno.test("parseCsvRecords() counts a lone CR inside quotes as a line end, as outside (old Mac files)", () => {
+  assert.deepEqual(lines('a,b\r"1\r2",3\r\r4,5\r'), [1, 2, 5]);
+  assert.deepEqual(lines('a,b\r\n"1\r\n2\r3",3\r\n4,5\r\n'), [1, 2, 5]);
+  assert.throws(() => [...parseCsvRecords('a,b\r"1\r2",3\r4,x"y\r')], /^SyntaxError: line 4:/);
+});
+
 Deno.test("parseCsvRecords() rejects an unterminated quoted field, naming its line", () => {
   assert.throws(() => fields('a,b\n1,2\n"open,3\n4,5\n'), (e: unknown) => {
     assert.ok(e instanceof SyntaxError);
