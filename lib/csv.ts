@@ -465,6 +465,7 @@ export function* parseCsvRows(
       setSourceLine(line);
       yield new CsvRow(header, fields, line);
     }
+    if (options.header === undefined && /^\uFEFF?\s+$/.test(text)) throw noHeaderRow(text, path);
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
     const m = /^line (\d+): /.exec(error.message);
@@ -476,6 +477,21 @@ export function* parseCsvRows(
       { cause: error, path, line },
     );
   }
+}
+
+/**
+ * The error for a text that is not empty but holds no header row: only a byte order mark and blank
+ * lines or spaces (what a writer puts first, or an export of nothing). Read as a file without
+ * rows, it would tombstone every key the file published; as an error, the file keeps them, as a
+ * 0-byte file is held.
+ */
+function noHeaderRow(text: string, path: string): StatecastError {
+  const what = text.charCodeAt(0) === 0xfeff ? "a byte order mark and blank lines" : "blank lines";
+  return new StatecastError(
+    `Cannot parse "${path}" line 1: the file has no header row, only ${what}; ` +
+      "what it published stays until it has one",
+    { path, line: 1 },
+  );
 }
 
 /** A header row's names, frozen; a name given twice is a `SyntaxError` naming the line. */

@@ -144,6 +144,24 @@ Deno.test("parseCsvRows() names the file and line of a row with the wrong field 
   );
 });
 
+Deno.test("parseCsvRows() rejects a file with no header row, only a BOM and blank lines", () => {
+  // As a file of no rows, it would tombstone every key it published (a 0-byte file is held).
+  for (const text of ["\uFEFF", "\n", "\r\n\r\n", "\uFEFF\r\n", " \n\t\n"]) {
+    assert.throws(
+      () => [...parseCsvRows(text, "a.csv")],
+      (e: unknown) => {
+        assert.ok(e instanceof StatecastError, JSON.stringify(text));
+        assert.match(e.message, /^Cannot parse "a.csv" line 1: the file has no header row, only/);
+        assert.equal(e.path, "a.csv");
+        return true;
+      },
+    );
+  }
+  assert.deepEqual([...parseCsvRows("", "a.csv")], [], "empty text: no rows (the engine holds it)");
+  assert.deepEqual([...parseCsvRows("\uFEFFid\r\n", "a.csv")], [], "a header only: no rows");
+  assert.deepEqual([...parseCsvRows("\n\n", "a.csv", { header: ["id"] })], [], "named header");
+});
+
 Deno.test("parseCsvRows() rejects a header that names a field twice", () => {
   assert.throws(
     () => [...parseCsvRows("a,a\n1,2\n", "x.csv")],

@@ -73,6 +73,22 @@ Deno.test("main.ts holds a file truncated to 0 bytes instead of tombstoning its 
   assert.deepEqual(await p.fresh(), ["k2=null"]);
 });
 
+Deno.test("main.ts keeps the rows of a file rewritten to only a BOM and blank lines", async () => {
+  await using p = await pipeline("bomonly");
+  await p.write("a.csv", "id,v\nk1,1\nk2,2\n");
+  await p.write("b.csv", "id,v\nb1,1\n");
+  await p.ok();
+  await p.fresh();
+  await p.write("a.csv", "\uFEFF\r\n"); // what a writer puts first, caught before the rows
+  const failed = await p.run();
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /error: Cannot parse "a.csv" line 1: the file has no header row/);
+  assert.deepEqual(await p.fresh(), [], "no tombstone");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  await p.ok();
+  assert.deepEqual(await p.fresh(), ["k2=null"]);
+});
+
 Deno.test("main.ts refuses a second run on the same store at once, and takes over a dead run's lock", async () => {
   await using p = await pipeline("lock");
   await p.write("a.csv", "id,v\nk1,1\n");
