@@ -494,11 +494,22 @@ function noHeaderRow(text: string, path: string): StatecastError {
   );
 }
 
+/**
+ * Why a header with several empty names is refused, saying which columns: a spreadsheet saved with
+ * stray empty columns writes `id,name,,` on every line.
+ */
+function unnamedColumns(fields: readonly string[]): string {
+  const columns = fields.flatMap((name, i) => name === "" ? [i + 1] : []);
+  return `the header has ${columns.length} columns with no name (columns ${columns.join(", ")}), ` +
+    "and names must be distinct: name them, or delete the empty columns";
+}
+
 /** A header row's names, frozen; a name given twice is a `SyntaxError` naming the line. */
 function readHeader(fields: string[], line: number): readonly string[] {
   const seen = new Set<string>();
   for (const name of fields) {
     if (seen.has(name)) {
+      if (name === "") throw new SyntaxError(`line ${line}: ${unnamedColumns(fields)}`);
       throw new SyntaxError(`line ${line}: the header names the field "${name}" twice`);
     }
     seen.add(name);

@@ -144,6 +144,14 @@ Deno.test("parseCsvRows() names the file and line of a row with the wrong field 
   );
 });
 
+Deno.test("parseCsvRows() names the empty columns of a header saved with stray empty columns", () => {
+  assert.throws(
+    () => [...parseCsvRows("id,name,,\n1,a,,\n", "x.csv")],
+    /^StatecastError: Cannot parse "x.csv" line 1: the header has 2 columns with no name \(columns 3, 4\)/,
+  );
+  assert.equal([...parseCsvRows("id,name,\n1,a,\n", "x.csv")][0]!.get(""), "", "one is a name");
+});
+
 Deno.test("parseCsvRows() rejects a file with no header row, only a BOM and blank lines", () => {
   // As a file of no rows, it would tombstone every key it published (a 0-byte file is held).
   for (const text of ["\uFEFF", "\n", "\r\n\r\n", "\uFEFF\r\n", " \n\t\n"]) {
