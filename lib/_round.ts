@@ -136,6 +136,7 @@ export class Round<I extends SourceItem> {
       return this.#finish();
     }
     if (!await this.#sendDeletes()) return this.#finish();
+    await this.#forgetOrphans();
     await this.#reportLaterConflicts();
     this.summary.committed = !this.#options.dryRun && this.summary.refused === undefined;
     return this.#finish();
@@ -637,7 +638,6 @@ export class Round<I extends SourceItem> {
       removed: [],
       index: [],
       retract: [],
-      forgetTargets: [...e.orphans],
       inDoubt: new Map(),
     };
     for (const [c, record] of chunk.memo) {
@@ -689,7 +689,6 @@ export class Round<I extends SourceItem> {
     }
     await e.store.commit(e.app, commit);
     // The store now holds the chunk; mirror it in memory.
-    e.orphans.clear();
     for (const [target, keys] of commit.inDoubt!) e.inDoubt.set(target, new Set(keys));
     for (const c of commit.removed) {
       const id = e.components.get(c)?.id;
@@ -774,6 +773,23 @@ export class Round<I extends SourceItem> {
       }
     }
     return this.summary.applyError === undefined;
+  }
+
+  /**
+   * Forgets the keys of the stored targets that are no longer mounted (a renamed topic), once the
+   * round got through: not before, so a run whose new target fails (a mistyped topic that does not
+   * exist) leaves the store as it found it, and the next run with the right one sends nothing.
+   */
+  async #forgetOrphans(): Promise<void> {
+    const orphans = this.#e.orphans;
+    if (this.#options.dryRun || orphans.size === 0) return;
+    await this.#e.store.commit(this.#e.app, {
+      components: new Map(),
+      declarations: [],
+      removed: [],
+      forgetTargets: [...orphans],
+    });
+    orphans.clear();
   }
 
   #countDelete(target: string, id: string): void {

@@ -641,7 +641,8 @@ export class App {
       for (const target of await engine.load()) {
         log.warn(
           `the state store has keys of "${target}", which is no longer mounted: they are ` +
-            "forgotten (nothing is sent to it), and every file runs again for the mounted targets",
+            "forgotten once this run got through (nothing is sent to it), and every file runs " +
+            "again for the mounted targets",
         );
       }
       const scanStarted = performance.now();

@@ -73,7 +73,8 @@ export class Engine {
   /**
    * Loads the committed memo of the app (once), after the targets were added: one row per file,
    * no keys. The keys of a stored target that is no longer mounted (the topic was renamed, say)
-   * are forgotten at the next commit; nothing is sent to it. Returns the ids of such targets.
+   * are forgotten at the end of a round that got through (not when a mounted target failed, as a
+   * mistyped topic does); nothing is sent to it. Returns the ids of such targets.
    */
   async load(): Promise<string[]> {
     if (this.#state !== undefined) return [];

@@ -1,6 +1,6 @@
 // The command line a user runs: main.ts as its own process, real broker, kcat read-back.
 import assert from "node:assert/strict";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
 import { createTopic, readTopic } from "./_kafka_readback.ts";
@@ -111,6 +111,31 @@ Deno.test("main.ts sends every row to a new topic after KAFKA_TOPIC changes, and
   const again = await p.ok({ env: { KAFKA_TOPIC: other } });
   assert.doesNotMatch(again.stderr, /no longer mounted/, "forgotten once, for good");
   assert.equal((await readTopic(other)).length, 2, "and nothing re-sent to the new one");
+});
+
+Deno.test("main.ts run once with a mistyped topic keeps the real topic's state: nothing re-sent, deletes kept", async () => {
+  await using p = await pipeline("typo");
+  await p.write("a.csv", "id,v\nk1,1\nk2,2\n");
+  await p.write("b.csv", "id,v\nb1,1\n");
+  await p.ok();
+  assert.equal((await p.fresh()).length, 3);
+  const typo = await p.run({ env: { KAFKA_TOPIC: `${p.topic}-typo` } });
+  assert.equal(typo.code, 1);
+  assert.match(typo.stderr, /UNKNOWN_TOPIC_OR_PARTITION/);
+  assert.match(typo.stderr, /nothing was committed/);
+  const status = await p.run({ args: ["status"] });
+  assert.match(status.stdout, new RegExp(`target kafka:kafka_producer/${p.topic}: 3 keys`));
+  await p.write("b.csv", "id,v\nb1,2\n");
+  const back = await p.ok();
+  assert.doesNotMatch(
+    back.stderr,
+    new RegExp(`keys of "kafka:kafka_producer/${p.topic}", which is no longer mounted`),
+    "the real topic was never forgotten",
+  );
+  assert.deepEqual(await p.fresh(), ['b1={"id":"b1","v":"2"}'], "only the edit, no re-send");
+  await rm(join(p.data, "a.csv"));
+  await p.ok();
+  assert.deepEqual(await p.fresh(), ["k1=null", "k2=null"], "its keys are still known");
 });
 
 Deno.test("main.ts never prints the password of a state store URL, under Deno and Bun", async () => {
