@@ -943,7 +943,13 @@ export class App {
       for (const line of text) console.log(line);
     }
     if (paths.length > 0 && report.files.length === 0) {
-      print(`error: no file of the state store matches ${paths.map((p) => `"${p}"`).join(", ")}`);
+      const known = [...(await store.loadComponents(this.name)).keys()].sort()[0];
+      print(
+        `error: no file of the state store matches ${paths.map((p) => `"${p}"`).join(", ")}` +
+          (known === undefined
+            ? ""
+            : `; it names files by their path under the source folder, as "${known}"`),
+      );
       return 1;
     }
     return 0;

@@ -46,6 +46,10 @@ Deno.test("main.ts status --json names a broken file and its line, and forgets i
   const none = await p.run({ args: ["status", "nope.csv"] });
   assert.equal(none.code, 1);
   assert.match(none.stderr, /no file of the state store matches "nope.csv"/);
+  // A path as the shell completes it, from the job's folder: the error says how the store names it.
+  const shell = await p.run({ args: ["status", join(p.data, "b.csv")] });
+  assert.equal(shell.code, 1);
+  assert.match(shell.stderr, /; it names files by their path under the source folder, as "a.csv"/);
 
   await p.write("b.csv", "id,v\nb1,1\nb2,2\n");
   await p.ok();
