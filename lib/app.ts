@@ -1231,7 +1231,34 @@ function parseCommandLine(argv: string[], name: string, environment: Record<stri
     print(`error: ${misplaced} is for ${where}, not ${command}\nRun with --help for usage.`);
     return 2;
   }
+  const withReset = resetConflict(values, command);
+  if (withReset !== undefined) {
+    print(`error: ${withReset}\nRun with --help for usage.`);
+    return 2;
+  }
   return { values, command, logFormat, paths: positionals.slice(1) } as const;
+}
+
+/**
+ * Why `--reset` cannot go with what else was typed, or undefined. It forgets the state and exits,
+ * so `--reset --live` would not watch (and a service restarted on exit would forget its state
+ * every time), `--reset --rerun` would send nothing, and `status` or `drop` would ignore it.
+ */
+function resetConflict(
+  values: { reset?: boolean; live?: boolean; rerun?: string[] },
+  command: string,
+): string | undefined {
+  if (!values.reset) return undefined;
+  const other = command !== "run"
+    ? command
+    : values.live
+    ? "--live"
+    : values.rerun
+    ? "--rerun"
+    : "";
+  if (other === "") return undefined;
+  return `--reset forgets the state and exits; it does not go with ${other}: run --reset alone, ` +
+    "then the run you want";
 }
 
 /**

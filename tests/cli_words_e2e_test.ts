@@ -107,3 +107,28 @@ Deno.test("main.ts says what to write for a bad STATECAST_HEAP_MB, sends nothing
   await p.ok({ env: { STATECAST_HEAP_MB: "256" }, runtime: "bun" });
   assert.deepEqual(await p.fresh(), ['k1={"id":"k1","v":"2"}']);
 });
+
+Deno.test("main.ts --reset with --live, --rerun, status or drop is bad usage, and forgets nothing", async () => {
+  await using p = await pipeline("resetwith");
+  await p.write("a.csv", "id,v\nk1,1\n");
+  await p.ok();
+  await p.fresh();
+  for (
+    const [args, other] of [
+      [["--reset", "--live"], "--live"],
+      [["--reset", "--rerun", "a.csv"], "--rerun"],
+      [["status", "--reset"], "status"],
+      [["drop", "--reset", "--yes"], "drop"],
+    ] as const
+  ) {
+    const r = await p.run({ args: [...args] });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(`^error: --reset forgets the state and exits; it does not go with ${other}`),
+    );
+  }
+  assert.deepEqual(await p.fresh(), [], "drop sent nothing");
+  const again = await p.ok();
+  assert.match(again.stderr, /0 upserts, 0 deletes/, "the state was not forgotten");
+});
