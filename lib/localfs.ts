@@ -253,11 +253,20 @@ export function decodeUtf8(bytes: Uint8Array, path: string): string {
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch (cause) {
+    if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+      throw new StatecastError(
+        `Cannot decode "${path}" line 1: it is UTF-16 (its byte order mark says so), not UTF-8; ` +
+          `save it as UTF-8 (Excel: "CSV UTF-8")`,
+        { cause, path, line: 1 },
+      );
+    }
     const offset = firstInvalidUtf8(bytes);
     let line = 1;
     for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line++;
     throw new StatecastError(
-      `Cannot decode "${path}" line ${line}: invalid UTF-8 at byte ${offset}`,
+      `Cannot decode "${path}" line ${line}: invalid UTF-8 at byte ${offset}; a file saved as ` +
+        `Windows-1252 or Latin-1 must be saved as UTF-8 (Excel: "CSV UTF-8") or converted ` +
+        "(iconv -f WINDOWS-1252 -t UTF-8)",
       { cause, path, line },
     );
   }

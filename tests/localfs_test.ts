@@ -66,10 +66,21 @@ Deno.test("decodeUtf8() names the file and line of invalid UTF-8", () => {
   const bytes = new Uint8Array([...new TextEncoder().encode("a,b\n1,2\n3,"), 0xff, 0x0a]);
   assert.throws(() => decodeUtf8(bytes, "data/x.csv"), (e: unknown) => {
     assert.ok(e instanceof StatecastError);
-    assert.equal(e.message, 'Cannot decode "data/x.csv" line 3: invalid UTF-8 at byte 10');
+    assert.equal(
+      e.message,
+      'Cannot decode "data/x.csv" line 3: invalid UTF-8 at byte 10; a file saved as Windows-1252 ' +
+        'or Latin-1 must be saved as UTF-8 (Excel: "CSV UTF-8") or converted ' +
+        "(iconv -f WINDOWS-1252 -t UTF-8)",
+    );
     assert.equal(e.line, 3);
     return true;
   });
+  // Excel's "Unicode Text" is UTF-16 with a byte order mark: say so, not "invalid at byte 0".
+  const utf16 = new Uint8Array([0xff, 0xfe, 0x69, 0x00, 0x64, 0x00, 0x0a, 0x00]);
+  assert.throws(
+    () => decodeUtf8(utf16, "u.csv"),
+    /^StatecastError: Cannot decode "u.csv" line 1: it is UTF-16 \(its byte order mark says so\)/,
+  );
   assert.equal(decodeUtf8(new TextEncoder().encode("héllo ✓ 😀"), "y.csv"), "héllo ✓ 😀");
 });
 
