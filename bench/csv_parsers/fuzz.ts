@@ -72,7 +72,9 @@ for (let it = 0; it < iterations; it++) {
     lines.push(line);
     const rec = row.map((f) => serialize(f, cols === 1)).join(",");
     text += rec;
-    line += rec.split("\n").length - 1;
+    // Line ends inside quoted fields count as the parser counts them: LF, CRLF, and a lone CR
+    // (an old Mac file's, inside quotes as outside).
+    line += rec.split(/\r\n|\r|\n/).length - 1;
     if (r < nrec - 1 || rand() < 0.5) {
       text += eol;
       line++;
