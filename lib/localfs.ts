@@ -340,6 +340,9 @@ export class DirSource implements AsyncIterable<FileItem> {
   /** See {@linkcode WalkDirOptions.settleMaxMs}. */
   readonly settleMaxMs: number;
   readonly #include: (path: string) => boolean;
+  /** `include` matching letters of either case: for the warning about a file only case skips. */
+  readonly #includeAnyCase: (path: string) => boolean;
+  readonly #includeGlobs: readonly string[];
   readonly #exclude: (path: string) => boolean;
   readonly #rootFrom: string | undefined;
   /** Warnings not yet taken, and every warning given (each is given once). */
@@ -357,7 +360,10 @@ export class DirSource implements AsyncIterable<FileItem> {
     this.settleMs = options.settleMs ?? 1_000;
     this.settleMaxMs = options.settleMaxMs ?? 60_000;
     this.#rootFrom = options.rootFrom;
-    this.#include = picomatch(options.include ?? ["**"], { dot: false });
+    const include = options.include ?? ["**"];
+    this.#includeGlobs = include;
+    this.#include = picomatch(include, { dot: false });
+    this.#includeAnyCase = picomatch(include, { dot: false, nocase: true });
     const exclude = options.exclude ?? [];
     this.#exclude = exclude.length === 0 ? () => false : picomatch(exclude, { dot: true });
   }
@@ -417,6 +423,28 @@ export class DirSource implements AsyncIterable<FileItem> {
     }
   }
 
+  /**
+   * Warns (once per file) about a file that `include` would match but for the case of its
+   * letters: an export named `ORDERS.CSV` is skipped by the glob of every `.csv`, and without a word a run
+   * would say "0 files" and send nothing.
+   */
+  #warnIfCaseOnly(path: string): void {
+    if (isIgnoredPath(path) || (!this.recursive && path.includes("/"))) return;
+    if (!this.#includeAnyCase(path) || this.#exclude(path) || this.#include(path)) return;
+    this.#warn(
+      `"${path}" is not read: the include globs (${this.#includeGlobs.join(", ")}) match ` +
+        'letter case exactly; add a glob for its case to include it (e.g. "**/*.CSV")',
+    );
+  }
+
+  /** Records `warning` for {@linkcode DirSource.takeWarnings}, once per source. */
+  #warn(warning: string): void {
+    if (!this.#warned.has(warning)) {
+      this.#warned.add(warning);
+      this.#warnings.push(warning);
+    }
+  }
+
   async #inside(path: string, fullPath: string): Promise<boolean> {
     if (this.followExternalSymlinks) return true;
     const [target, root] = await Promise.all([realpath(fullPath), realpath(this.root)]);
@@ -424,10 +452,7 @@ export class DirSource implements AsyncIterable<FileItem> {
     const warning = `"${path}" is a symbolic link to "${target}", outside "${this.root}": ` +
       "skipped, as if the file were not there (walkDir option followExternalSymlinks: true " +
       "follows it)";
-    if (!this.#warned.has(warning)) {
-      this.#warned.add(warning);
-      this.#warnings.push(warning);
-    }
+    this.#warn(warning);
     return false;
   }
 
@@ -497,6 +522,8 @@ export class DirSource implements AsyncIterable<FileItem> {
         } else if ((entry.isFile() || entry.isSymbolicLink()) && this.matches(rel)) {
           paths.push(rel);
           if (entry.isSymbolicLink()) links.add(rel);
+        } else if (entry.isFile() || entry.isSymbolicLink()) {
+          this.#warnIfCaseOnly(rel);
         }
       }
     };

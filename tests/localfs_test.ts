@@ -198,3 +198,28 @@ Deno.test("FileItem.csvRows() reads at the first next(), rejects a bad line once
     await rm(root, { recursive: true });
   }
 });
+
+Deno.test("walkDir() warns once about a file that include skips only for its letter case", async () => {
+  const root = await tree(["ORDERS.CSV", "b.csv", "notes.txt", ".hidden.CSV", "sub/Stock.Csv"]);
+  try {
+    const source = walkDir(root, { include: ["**/*.csv"] });
+    assert.deepEqual((await source.scan()).map((i) => i.path), ["b.csv"]);
+    const warnings = source.takeWarnings();
+    assert.deepEqual(warnings.map((w) => /^"([^"]+)" is not read/.exec(w)?.[1]), [
+      "ORDERS.CSV",
+      "sub/Stock.Csv",
+    ]);
+    assert.match(warnings[0]!, /include globs \(\*\*\/\*\.csv\) match letter case exactly/);
+    await source.scan();
+    assert.deepEqual(source.takeWarnings(), [], "each file is named once");
+    // Excluded on purpose, or matched: nothing to say.
+    const excluded = walkDir(root, { include: ["**/*.csv"], exclude: ["ORDERS.CSV", "sub/**"] });
+    await excluded.scan();
+    assert.deepEqual(excluded.takeWarnings(), []);
+    const both = walkDir(root, { include: ["**/*.csv", "**/*.CSV", "**/*.Csv"] });
+    assert.equal((await both.scan()).length, 3);
+    assert.deepEqual(both.takeWarnings(), []);
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});
