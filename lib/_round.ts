@@ -180,14 +180,15 @@ export class Round<I extends SourceItem> {
     return false;
   }
 
-  /** Keys per mounted target: declared, or retracting and not sent yet. */
+  /**
+   * Keys per mounted target: declared (each once, however many files declare it), or retracting
+   * and not sent yet.
+   */
   async #keyCounts(): Promise<Map<string, number>> {
-    const declared = new Map(
-      (await this.#e.store.targets(this.#e.app)).map((t) => [t.target, t.keys]),
-    );
+    const { store } = this.#e;
     const counts = new Map<string, number>();
     for (const [target, tid] of this.#e.tids) {
-      counts.set(target, (declared.get(target) ?? 0) + await this.#e.store.retractingCount(tid));
+      counts.set(target, await store.keyCount(tid) + await store.retractingCount(tid));
     }
     return counts;
   }

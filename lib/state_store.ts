@@ -457,6 +457,11 @@ export class StateStore implements AsyncDisposable {
     return this.#index.declarersOf(tid, hashes, exclude);
   }
 
+  /** See {@linkcode KeyIndex.keyCount}. */
+  keyCount(tid: number): Promise<number> {
+    return this.#index.keyCount(tid);
+  }
+
   /** See `retractingOf` in `key_index.ts`. */
   retractingOf(
     tid: number,

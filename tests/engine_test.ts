@@ -491,6 +491,23 @@ Deno.test("Engine.round() refuses a round that deletes most keys, or any from an
   assert.deepEqual(empty.changes, []);
 });
 
+Deno.test("Engine.round()'s delete guard counts a key declared by several files once", async () => {
+  await using f = await fixture();
+  const rows = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, i) => `k${from + i},${from + i}\n`).join("");
+  // Two snapshots of the same 30 keys, and a file of 40 others: 70 keys in 100 declarations.
+  await f.write("a.csv", "key,n\n" + rows(0, 30));
+  await f.write("b.csv", "key,n\n" + rows(0, 30));
+  await f.write("c.csv", "key,n\n" + rows(30, 70));
+  assert.equal((await f.round()).changes.length, 70);
+  await Deno.remove(join(f.dataDir, "c.csv"));
+  const refused = await f.round(); // 40 of 70 keys (a sum over the files said 40 of 100: 40 %)
+  assert.deepEqual(refused.changes, [], "nothing sent");
+  assert.equal(refused.summary.refused?.deletes, 40);
+  assert.equal(refused.summary.refused?.keys, 70);
+  assert.match(refused.summary.refused?.reason ?? "", /57% of its keys, more than the 50%/);
+});
+
 Deno.test("Engine.round() in chunks: a rename and a key moving to a later chunk's file send no tombstone", async () => {
   await using f = await fixture();
   const oneFileChunks = { chunkFiles: 1, maxDeleteShare: Infinity };

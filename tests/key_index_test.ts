@@ -58,6 +58,8 @@ Deno.test("KeyIndex agrees with a set of (hash, component) pairs over random com
         return asked.includes(h!) && !exclude.includes(cid!);
       }).sort();
       assert.deepEqual(found, expected, `step ${step}, target ${tid}`);
+      const distinct = new Set([...live(tid)].map((p) => p.split("/")[0])).size;
+      assert.equal(await index.keyCount(tid), distinct, `step ${step}, target ${tid}: keys`);
     }
   }
   const rows = await client.execute("SELECT SUM(base), COUNT(*) FROM statecast_key_runs");
@@ -126,6 +128,8 @@ for (const folds of [false, true]) {
           return asked.includes(h!) && !exclude.includes(cid!);
         }).sort();
         assert.deepEqual(found, expected, `seed ${seed}, step ${step}, target ${tid}`);
+        const distinct = new Set([...live(present, tid)].map((p) => p.split("/")[0])).size;
+        assert.equal(await index.keyCount(tid), distinct, `seed ${seed}, step ${step}: keys`);
       }
     }
     const runs = await client.execute(
