@@ -592,7 +592,10 @@ function kafkaError(error: unknown, mechanism?: string): Error {
       { retriable: false },
     );
   }
-  const messages = all.map((e) => e.message).filter((m) => typeof m === "string" && m !== "");
+  // Each without its closing period: joined, "failed 6 times.: Cannot connect to any broker.:"
+  const messages = all.map((e) => e.message)
+    .filter((m): m is string => typeof m === "string" && m !== "")
+    .map((m) => m.replace(/\.$/, ""));
   const message = [...new Set(messages)].join(": ") || String(error);
   return Object.assign(new Error(message, { cause: error }), {
     ...(api ? { type: api.apiId } : {}),

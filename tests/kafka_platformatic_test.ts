@@ -347,3 +347,14 @@ Deno.test("PlatformaticProducer starts nothing more of a send once it has timed 
   const last = new Map((await readTopic(topic)).map((m) => [m.key, m.value]));
   assert.equal(last.get("k0"), "after");
 });
+
+Deno.test("connectProducer() to a port where no broker listens says so in one sentence", async () => {
+  const { connectProducer } = await import("../lib/kafka_connect.ts");
+  const error = await connectProducer({ brokers: ["127.0.0.1:9"], client: "platformatic" }).then(
+    () => assert.fail("connected to nothing"),
+    (e: Error) => e,
+  );
+  assert.match(error.message, /^Cannot connect to Kafka at 127\.0\.0\.1:9: .*ECONNREFUSED/);
+  // The client's messages end in periods; joined, they read "failed 6 times.: Cannot connect...".
+  assert.doesNotMatch(error.message, /\.:/);
+});
