@@ -150,13 +150,8 @@ export class KeyIndex {
       cids.length = 0;
       for (let r = 0; r < runs.length; r++) {
         const run = runs[r]!;
-        let i = at[r] = seek(run.hashes, h, at[r]!);
-        for (; i < run.hashes.length && run.hashes[i] === h; i++) {
-          const cid = run.cids[i]!;
-          const known = cids.indexOf(Math.abs(cid));
-          if (cid > 0 && known < 0) cids.push(cid);
-          else if (cid < 0 && known >= 0) cids.splice(known, 1);
-        }
+        at[r] = seek(run.hashes, h, at[r]!);
+        foldDeclarers(run, at[r]!, h, cids);
       }
       for (const cid of cids) if (!excluded.has(cid)) found.push([h, cid]);
     }
@@ -219,18 +214,8 @@ export class KeyIndex {
         if (i < hashes.length && hashes[i]! < h) h = hashes[i]!;
       }
       if (h === Infinity) return count;
-      cids.length = 0; // its declarers: added in the base or a delta, unless a later delta removed
-      for (let r = 0; r < runs.length; r++) {
-        const run = runs[r]!;
-        let i = at[r]!;
-        for (; i < run.hashes.length && run.hashes[i] === h; i++) {
-          const cid = run.cids[i]!;
-          const known = cids.indexOf(Math.abs(cid));
-          if (cid > 0 && known < 0) cids.push(cid);
-          else if (cid < 0 && known >= 0) cids.splice(known, 1);
-        }
-        at[r] = i;
-      }
+      cids.length = 0;
+      for (let r = 0; r < runs.length; r++) at[r] = foldDeclarers(runs[r]!, at[r]!, h, cids);
       if (cids.length > 0) count++;
     }
   }
@@ -411,6 +396,21 @@ function runRow(tid: number, seq: number, base: boolean, run: Run): InStatement 
     sql: "INSERT INTO statecast_key_runs (tid, seq, base, hashes, cids) VALUES (?, ?, ?, ?, ?)",
     args: [tid, seq, base ? 1 : 0, bytesOf(run.hashes), bytesOf(run.cids)],
   };
+}
+
+/**
+ * Folds the entries of `run` for hash `h`, from `i` on, into `cids`, the components declaring it so
+ * far: an added one joins, a removed one (a later delta's negative id) leaves. Runs are folded
+ * base first, then the deltas oldest first. Returns the index past those entries.
+ */
+function foldDeclarers(run: Run, i: number, h: number, cids: number[]): number {
+  for (; i < run.hashes.length && run.hashes[i] === h; i++) {
+    const cid = run.cids[i]!;
+    const known = cids.indexOf(Math.abs(cid));
+    if (cid > 0 && known < 0) cids.push(cid);
+    else if (cid < 0 && known >= 0) cids.splice(known, 1);
+  }
+  return i;
 }
 
 /** The bits of the largest {@linkcode HashFilter} (16 MiB). */

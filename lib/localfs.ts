@@ -381,14 +381,19 @@ export class DirSource implements AsyncIterable<FileItem> {
 
   /** Whether a relative POSIX path is an item of this source. */
   matches(path: string): boolean {
+    return this.#eligible(path) && this.#include(path) && !this.#exclude(path);
+  }
+
+  /**
+   * Whether a relative path may be an item whatever the globs say: not hidden or a temp file, not
+   * below the top level of a source that does not recurse, not an open state store's file (see
+   * _own_files.ts).
+   */
+  #eligible(path: string): boolean {
     if (isIgnoredPath(path)) return false;
     if (!this.recursive && path.includes("/")) return false;
-    if (
-      mayBeOwnFile(path.slice(path.lastIndexOf("/") + 1)) && isOwnFile(resolve(this.root, path))
-    ) {
-      return false; // an open state store's files (see _own_files.ts)
-    }
-    return this.#include(path) && !this.#exclude(path);
+    const name = path.slice(path.lastIndexOf("/") + 1);
+    return !(mayBeOwnFile(name) && isOwnFile(resolve(this.root, path)));
   }
 
   /** Stats one relative path; undefined when it is gone, not a file, or not matched. */
@@ -425,12 +430,12 @@ export class DirSource implements AsyncIterable<FileItem> {
 
   /**
    * Warns (once per file) about a file that `include` would match but for the case of its
-   * letters: an export named `ORDERS.CSV` is skipped by the glob of every `.csv`, and without a word a run
-   * would say "0 files" and send nothing.
+   * letters: an export named `ORDERS.CSV` is skipped by the glob of every `.csv`, and without a
+   * word a run would say "0 files" and send nothing.
    */
   #warnIfCaseOnly(path: string): void {
-    if (isIgnoredPath(path) || (!this.recursive && path.includes("/"))) return;
-    if (!this.#includeAnyCase(path) || this.#exclude(path) || this.#include(path)) return;
+    if (!this.#eligible(path) || this.#include(path) || this.#exclude(path)) return;
+    if (!this.#includeAnyCase(path)) return;
     this.#warn(
       `"${path}" is not read: the include globs (${this.#includeGlobs.join(", ")}) match ` +
         'letter case exactly; add a glob for its case to include it (e.g. "**/*.CSV")',

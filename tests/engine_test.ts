@@ -14,6 +14,11 @@ import { StateStore } from "../lib/state_store.ts";
 
 await initFingerprints();
 
+/** CSV rows `k<n>,<n>` for n in [from, to). */
+function rows(from: number, to: number): string {
+  return Array.from({ length: to - from }, (_, i) => `k${from + i},${from + i}\n`).join("");
+}
+
 async function fixture() {
   const dir = await mkdtemp(join(tmpdir(), "statecast-engine-"));
   await writeFile(join(dir, "data.keep"), "");
@@ -468,8 +473,6 @@ Deno.test("Engine.round() holds an empty (0-byte) file as not ready and keeps it
 
 Deno.test("Engine.round() refuses a round that deletes most keys, or any from an empty source", async () => {
   await using f = await fixture();
-  const rows = (from: number, to: number) =>
-    Array.from({ length: to - from }, (_, i) => `k${from + i},${from + i}\n`).join("");
   await f.write("a.csv", "key,n\n" + rows(0, 30));
   await f.write("b.csv", "key,n\n" + rows(30, 40));
   await f.round();
@@ -493,8 +496,6 @@ Deno.test("Engine.round() refuses a round that deletes most keys, or any from an
 
 Deno.test("Engine.round()'s delete guard counts a key declared by several files once", async () => {
   await using f = await fixture();
-  const rows = (from: number, to: number) =>
-    Array.from({ length: to - from }, (_, i) => `k${from + i},${from + i}\n`).join("");
   // Two snapshots of the same 30 keys, and a file of 40 others: 70 keys in 100 declarations.
   await f.write("a.csv", "key,n\n" + rows(0, 30));
   await f.write("b.csv", "key,n\n" + rows(0, 30));
