@@ -116,7 +116,7 @@ function defaultHeapMb(v8Flags: string[]): number {
  * so before a `.env` file was read) with `DENO_V8_FLAGS` set to `STATECAST_V8_FLAGS` (default
  * {@linkcode DEFAULT_V8_FLAGS}): V8 reads its flags only when it starts, and a script that sets
  * them later changes nothing. Measured: a first publish of 1M rows in 100 files 4.72 s instead of
- * 4.91 (medians of 5); the restart costs ~50 ms (README: Running your own job).
+ * 4.91 (medians of 5); the restart costs 60-70 ms (README: Running your own job).
  *
  * Returns without restarting when it has nothing to do or may not: under Bun or a compiled
  * binary, off Linux, when V8 flags were given (`DENO_V8_FLAGS`, `--v8-flags`), under a debugger
