@@ -96,9 +96,10 @@ const USAGE = `deno task bench [options]
   --clients LIST    Kafka clients of main.ts to run, comma-separated (KAFKA_CLIENT:
                     kafkajs, platformatic; default: main.ts's default only)
   --runtimes LIST   runtimes to run statecast under: deno (deno run -A main.ts, which restarts
-                    itself with DENO_V8_FLAGS=--max-semi-space-size=4), deno-plain (the same with
-                    STATECAST_V8_FLAGS empty: no restart, V8's defaults), deno-start (with deno
-                    task start's --v8-flags=--max-semi-space-size=4), bun (default: deno)
+                    itself with DENO_V8_FLAGS set to lib/_runtime.ts's DEFAULT_V8_FLAGS),
+                    deno-plain (the same with STATECAST_V8_FLAGS empty: no restart, V8's
+                    defaults), deno-start (deno task start's --v8-flags, the same flags),
+                    bun (default: deno)
   --ceiling on|off  Kafka's own producers on the same broker and data size first (default on)
   --live on|off     the live scenario (default on)
   --cpu-prof        profile main.ts in scenarios 1 to 4 and print the hot spots
@@ -674,7 +675,7 @@ interface Variant {
 const BUN = join(ROOT, "node_modules", ".bin", "bun");
 
 /** The V8 flags of `deno task start` (deno.json), for the `deno-start` runtime. */
-const START_FLAGS = ["--v8-flags=--max-semi-space-size=4"];
+const START_FLAGS = ["--v8-flags=--max-semi-space-size=4,--heap-growing-percent=75"];
 
 /** "statecast", or "statecast (bun, platformatic)" when several variants run. */
 function variantName(variant: Variant, all: Variant[]): string {

@@ -8,7 +8,7 @@ import { dirname, join, relative } from "node:path";
 
 const JOB = new URL("./_restart_job.ts", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const DEFAULT = "--max-semi-space-size=4";
+const DEFAULT = "--max-semi-space-size=4,--heap-growing-percent=75";
 
 interface Report {
   pid: number;
@@ -77,12 +77,12 @@ async function start(options: StartOptions) {
   }
 }
 
-Deno.test("deno run -A restarts in place with DENO_V8_FLAGS=--max-semi-space-size=4", async () => {
+Deno.test("deno run -A restarts in place with DENO_V8_FLAGS set to the default flags", async () => {
   const r = await start({ args: ["--verbose", "--log-format", "text"] });
   const { pid, v8Flags, args } = r.report!;
   assert.deepEqual({ pid, v8Flags, args }, {
     pid: r.pid, // execve: the process that was started, not a child of it
-    v8Flags: "--max-semi-space-size=4",
+    v8Flags: DEFAULT,
     args: ["--verbose", "--log-format", "text"],
   });
 });
@@ -113,7 +113,7 @@ Deno.test("a job that changes directory before cli() restarts where it was start
   // The script is named relative to the directory it was started in; the job then moves to
   // tests/, from where that name leads nowhere ("Module not found" if the restart used it there).
   const r = await start({ relative: true, env: { RESTART_JOB_CHDIR: dirname(JOB) } });
-  assert.equal(r.report?.v8Flags, "--max-semi-space-size=4");
+  assert.equal(r.report?.v8Flags, DEFAULT);
   assert.equal(r.report?.pid, r.pid);
 });
 
@@ -134,7 +134,7 @@ Deno.test("the restart passes on the environment as the process started, not .en
   // the environment the kernel shows for the process (/proc/PID/environ, ps e): the restarted
   // job reads .env again.
   const r = await start({ files: { ".env": "RESTART_JOB_SECRET=s3cret\n" } });
-  assert.equal(r.report?.v8Flags, "--max-semi-space-size=4");
+  assert.equal(r.report?.v8Flags, DEFAULT);
   assert.equal(r.report?.secret, "s3cret");
   assert.ok(r.report?.startedWith.includes("DENO_V8_FLAGS"));
   assert.ok(!r.report?.startedWith.includes("RESTART_JOB_SECRET"), "not in its start environment");
