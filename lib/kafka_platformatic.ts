@@ -34,7 +34,7 @@ import {
   ASCII_COPY_MAX,
   type BatchRecord,
   copyAscii,
-  produceRequestBody,
+  type PartitionRecords,
   RecordBatchWriter,
 } from "./_kafka_record_batch.ts";
 import type { KafkaProducer, ProducerMessage } from "./kafka_target.ts";
@@ -379,23 +379,23 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
     const header = {
       producerId: this.#producer.producerId!,
       producerEpoch: this.#producer.producerEpoch!,
-      baseSequence: 0,
       timestamp: Date.now(),
     };
-    const byLeader = new Map<number, Array<[number, Buffer]>>();
+    const byLeader = new Map<number, PartitionRecords[]>();
     for (const [p, records] of byPartition) {
       const id = `${topic}:${p}`;
-      header.baseSequence = this.#sequences.get(id) ?? 0;
-      this.#sequences.set(id, (header.baseSequence + records.length) % 2 ** 31);
-      const batch = this.#batches.write(records, header, crc32c);
+      const baseSequence = this.#sequences.get(id) ?? 0;
+      this.#sequences.set(id, (baseSequence + records.length) % 2 ** 31);
       const leader = info.partitions[p]!.leader;
       const list = byLeader.get(leader) ?? byLeader.set(leader, []).get(leader)!;
-      list.push([p, batch]);
+      list.push([p, records, baseSequence]);
     }
     const acks: Promise<unknown>[] = [];
-    for (const [leader, batches] of byLeader) {
+    const name = Buffer.from(topic, "utf8");
+    const timeout = this.#options.sendTimeoutMs ?? 60_000;
+    for (const [leader, partitions] of byLeader) {
       const connection = connections.get(leader)!;
-      const body = produceRequestBody(topic, batches, this.#options.sendTimeoutMs ?? 60_000);
+      const body = this.#batches.request(name, partitions, header, crc32c, timeout);
       const ack = new Promise((resolve, reject) => {
         connection.send(
           produceV11.api.key,
@@ -415,7 +415,7 @@ export class PlatformaticProducer implements KafkaProducer, AsyncDisposable {
 
   /**
    * The Produce version the client chose for the brokers, if it is one whose request
-   * `produceRequestBody` writes (9 to 11, the flexible ones; Kafka 2.4 and later): else sends take
+   * `RecordBatchWriter.request` writes (9 to 11, the flexible ones; Kafka 2.4 and later): else sends take
    * the client's own path.
    */
   async #produceVersion(): Promise<number | undefined> {

@@ -97,3 +97,58 @@ Deno.test("RecordBatchWriter keeps a one-character text value that ends where it
     });
   }
 });
+
+Deno.test("RecordBatchWriter.request writes a Produce body the client's reader takes apart", () => {
+  // The batches are written in place, 5 bytes after their partition number, then moved back to
+  // their length's varint: sizes around its edges (127/128 and 16383/16384 bytes with the +1 of
+  // a compact length) and one past the writer's first 1 MiB.
+  const writer = new RecordBatchWriter();
+  const topic = Buffer.from("orders-ö", "utf8");
+  const header = { producerId: 77n, producerEpoch: 2, timestamp: 1_764_000_000_000 };
+  const recordsOf = (n: number, size: number): BatchRecord[] =>
+    Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: "v".repeat(size) }));
+  const lengthOf = (records: BatchRecord[]) =>
+    writer.write(records, { ...header, baseSequence: 0 }, crc32c).length;
+  // One-record batches whose lengths run across the edges, each its own partition.
+  const sized = [...Array(60).keys()].flatMap((
+    i,
+  ) => [recordsOf(1, 40 + i), recordsOf(1, 16290 + i)]);
+  const lengths = new Set(sized.map(lengthOf));
+  for (const edge of [127, 16383]) {
+    assert.ok(
+      lengths.has(edge) && lengths.has(edge + 1),
+      `batches of ${edge} and ${edge + 1} bytes`,
+    );
+  }
+  const partitions = [
+    ...sized.map((records, i) => [i, records, 10 * i] as const),
+    [999, recordsOf(3000, 400), 2 ** 31 - 2] as const, // ~1.3 MB
+  ];
+  const body = writer.request(topic, partitions, header, crc32c, 30_000);
+  const r = Reader.from(body);
+  assert.equal(r.readUnsignedVarInt(), 0, "transactional id: null");
+  assert.equal(r.readInt16(), -1, "acks: all");
+  assert.equal(r.readInt32(), 30_000);
+  const topics = r.readArray((t) => {
+    const name = t.readString();
+    const parts = t.readArray((p) => {
+      const index = p.readInt32();
+      const batch = readRecordsBatch(Reader.from(p.readBytes()));
+      return { index, batch };
+    });
+    return { name, parts };
+  });
+  r.readTaggedFields();
+  assert.equal(r.remaining, 0, "nothing after the request's tagged fields");
+  assert.equal(topics.length, 1);
+  assert.equal(topics[0]!.name, "orders-ö");
+  assert.deepEqual(topics[0]!.parts.map((p) => p.index), partitions.map(([p]) => p));
+  topics[0]!.parts.forEach(({ batch }, i) => {
+    const [, records, baseSequence] = partitions[i]!;
+    assert.equal(batch.firstSequence, baseSequence);
+    assert.equal(batch.producerId, 77n);
+    assert.equal(batch.records.length, records.length);
+    assert.equal(String(batch.records.at(-1)!.key), records.at(-1)!.key);
+    assert.equal(String(batch.records.at(-1)!.value), records.at(-1)!.value);
+  });
+});
