@@ -3,7 +3,11 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { crc32c, jsCRC32C, Reader, readRecordsBatch } from "@platformatic/kafka";
-import { type BatchRecord, RecordBatchWriter } from "../lib/_kafka_record_batch.ts";
+import {
+  type BatchRecord,
+  type PartitionRecords,
+  RecordBatchWriter,
+} from "../lib/_kafka_record_batch.ts";
 
 Deno.test("RecordBatchWriter writes batches the client reads back, CRC and all", () => {
   const writer = new RecordBatchWriter();
@@ -151,4 +155,73 @@ Deno.test("RecordBatchWriter.request writes a Produce body the client's reader t
     assert.equal(String(batch.records.at(-1)!.key), records.at(-1)!.key);
     assert.equal(String(batch.records.at(-1)!.value), records.at(-1)!.value);
   });
+});
+
+Deno.test("RecordBatchWriter.request frames, byte for byte, the batches write() makes", () => {
+  // The body as it was built before batches were written in place: each batch written apart,
+  // then copied after its partition number and its length+1 as an unsigned varint. Lengths+1 on
+  // both sides of each varint edge (127/128, 16383/16384, 2097151/2097152), on a fresh writer
+  // (its first 1 MiB grows in the middle of a batch) and on one reused.
+  const header = { producerId: 9_000_000_001n, producerEpoch: 3, timestamp: 1_764_000_000_000 };
+  const h = [[Buffer.from("statecast-source"), Buffer.from("data/ö.csv")]] as const;
+  const probe = new RecordBatchWriter();
+  const recordsOf = (size: number, pad = 0): BatchRecord[] => [
+    { key: "k1", value: "v".repeat(size >> 1) },
+    { key: "k2", value: "v".repeat(size - (size >> 1)), headers: [] },
+    { key: "g".repeat(1 + pad), value: null },
+  ];
+  const batchOf = (records: ReadonlyArray<BatchRecord>, baseSequence: number) =>
+    probe.write(records, { ...header, baseSequence }, crc32c);
+  const uvarint = (n: number) => {
+    const out: number[] = [];
+    for (; n >= 0x80; n >>>= 7) out.push((n & 0x7f) | 0x80);
+    return [...out, n];
+  };
+  const reference = (topic: Buffer, partitions: ReadonlyArray<PartitionRecords>) => {
+    const head = Buffer.alloc(7);
+    head.writeInt16BE(-1, 1); // after a null transactional id (0): acks
+    head.writeInt32BE(30_000, 3);
+    const parts = partitions.map(([p, records, sequence]) => {
+      const batch = batchOf(records, sequence);
+      const number = Buffer.alloc(4);
+      number.writeInt32BE(p);
+      return [number, Buffer.from(uvarint(batch.length + 1)), batch, Buffer.from([0])];
+    });
+    return Buffer.concat([
+      head,
+      Buffer.from([2, ...uvarint(topic.length + 1)]),
+      topic,
+      Buffer.from(uvarint(partitions.length + 1)),
+      ...parts.flat(),
+      Buffer.from([0, 0]),
+    ]);
+  };
+  const base = batchOf(recordsOf(0), 0).length;
+  // Varints' edges inside the batch skip some lengths: a longer tombstone key fills them in.
+  const recordsSized = (length: number) => {
+    for (let size = Math.max(0, length - base - 40); size <= length - base; size++) {
+      for (let pad = 0; pad < 5; pad++) {
+        const records = recordsOf(size, pad);
+        if (batchOf(records, 0).length === length) return records;
+      }
+    }
+  };
+  const reused = new RecordBatchWriter();
+  for (const edge of [127, 16383, 2097151]) {
+    for (const delta of [-1, 0, 1, 2]) {
+      const want = edge + delta - 1; // the batch length whose length+1 is edge + delta
+      const sized = recordsSized(want);
+      assert.ok(sized, `a batch of ${want} bytes`);
+      const partitions: PartitionRecords[] = [
+        [0, [{ key: "a", value: "ü", headers: h }, { key: "", value: "" }], 5],
+        [7, sized, 2 ** 31 - 2],
+        [2, [{ key: null, value: null }], 0],
+      ];
+      const topic = Buffer.from("orders-ö", "utf8");
+      for (const writer of [new RecordBatchWriter(), reused]) {
+        const body = writer.request(topic, partitions, header, crc32c, 30_000);
+        assert.ok(body.equals(reference(topic, partitions)), `length+1 ${edge + delta}`);
+      }
+    }
+  }
 });
