@@ -48,6 +48,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { DEFAULT_V8_FLAGS } from "../lib/_runtime.ts";
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
 const PARTITIONS = 3;
@@ -675,7 +676,7 @@ interface Variant {
 const BUN = join(ROOT, "node_modules", ".bin", "bun");
 
 /** The V8 flags of `deno task start` (deno.json), for the `deno-start` runtime. */
-const START_FLAGS = ["--v8-flags=--max-semi-space-size=4,--heap-growing-percent=75"];
+const START_FLAGS = [`--v8-flags=${DEFAULT_V8_FLAGS}`]; // as deno task start (a test ties them)
 
 /** "statecast", or "statecast (bun, platformatic)" when several variants run. */
 function variantName(variant: Variant, all: Variant[]): string {

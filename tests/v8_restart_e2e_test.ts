@@ -2,13 +2,14 @@
 // them only at start-up): same process, same arguments, DENO_V8_FLAGS set; and leaves alone a
 // process whose flags were chosen, or that may not restart.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 
 const JOB = new URL("./_restart_job.ts", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const DEFAULT = "--max-semi-space-size=4,--heap-growing-percent=75";
+const REPO = new URL("../", import.meta.url);
 
 interface Report {
   pid: number;
@@ -225,4 +226,22 @@ Deno.test("the heap threshold is 84 MiB with 4 MiB semi-spaces, 88 without (--he
   const files = { "prod.env": "DENO_V8_FLAGS=--max-semi-space-size=16\n" };
   assert.equal(await help({ files }), "84", "only .env unless --env-file names another");
   assert.equal(await help({ files, args: ["--env-file", "prod.env"] }), "88", "--env-file");
+});
+
+Deno.test("the flags given by hand are the restart's: deno task start, a new job, systemd", async () => {
+  // Where V8 flags are typed rather than restarted with (they also hold off Linux), they must be
+  // the ones the restart uses, or the same job runs one way under `deno run` and another there.
+  const { DEFAULT_V8_FLAGS } = await import("../lib/_runtime.ts");
+  assert.equal(DEFAULT_V8_FLAGS, DEFAULT);
+  const typed = `--v8-flags=${DEFAULT} main.ts`;
+  const start = JSON.parse(await readFile(new URL("deno.json", REPO), "utf8")).tasks.start;
+  assert.ok(start.endsWith(typed), `deno task start: ${start}`);
+  for (const file of ["scripts/new-job", "examples/systemd/statecast.service"]) {
+    const text = await readFile(new URL(file, REPO), "utf8");
+    const lines = text.split("\n").filter((line) => line.includes("--v8-flags="));
+    assert.ok(lines.length > 0, `${file} passes V8 flags`);
+    for (const line of lines) assert.ok(line.includes(typed), `${file}: ${line.trim()}`);
+  }
+  const example = await readFile(new URL(".env.example", REPO), "utf8");
+  assert.match(example, new RegExp(`^# STATECAST_V8_FLAGS=${DEFAULT}$`, "m"));
 });
