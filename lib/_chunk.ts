@@ -10,6 +10,7 @@ import type { Declarations } from "./_collector.ts";
 import type { EngineState, MarkedKeys } from "./_engine_state.ts";
 import { type Fingerprint, keyHash } from "./fingerprint.ts";
 import { keyFromId } from "./key_id.ts";
+import { KeyTable } from "./_key_table.ts";
 import type { ComponentRecord } from "./memo.ts";
 import { type Declared, ownerOf, reconcile } from "./reconcile.ts";
 import type { KeyFingerprints } from "./state_store.ts";
@@ -50,16 +51,16 @@ export interface Lookup {
 
 /** Keys and their hashes, `hashes[i]` the hash of the `i`-th key of `keys`. */
 export class HashedKeys {
-  #byKey: Map<string, number> | undefined;
+  #byKey: KeyTable<number> | undefined;
 
   constructor(readonly keys: KeySet, readonly hashes: readonly number[]) {}
 
   /** The hash of `id`: from the list when it is one of `keys` (a map made on first use). */
   hashOf(id: string): number {
     if (this.#byKey === undefined) {
-      this.#byKey = new Map();
+      this.#byKey = new KeyTable(); // not a Map: V8 would hash every fresh key id
       let i = 0;
-      for (const key of this.keys.keys()) this.#byKey.set(key, this.hashes[i++]!);
+      for (const key of this.keys.keys()) this.#byKey.put(key, this.hashes[i++]!);
     }
     return this.#byKey.get(id) ?? keyHash(id);
   }
@@ -208,17 +209,33 @@ export function planChunk(
     // Who in the chunk declared each key before and declares it now: one pass per component.
     const hadBy = byKey(chunk, (c) => prev.get(c));
     const hasBy = byKey(chunk, (c) => chunk.ran.get(c)!.get(target));
+    // Maps of key ids are asked only when they hold something: V8 hashes a key id for a look-up
+    // even in an empty map, and a fresh one's first hash is costly (lib/_key_table.ts).
+    const inRetracting = retracting.size > 0;
+    // A chunk of one component that touches only its own keys (a new file, a first publish): its
+    // table is read by position, the i-th key's state the i-th value, with no look-up per key.
+    const [only] = chunk.ran.size === 1 ? chunk.ran.keys() : [];
+    const own = only !== undefined && touched === chunk.ran.get(only)!.get(target) &&
+        touched instanceof KeyTable
+      ? touched as KeyTable<Declared<DeclaredState>>
+      : undefined;
+    let i = -1;
     for (const id of touched.keys()) {
-      const outside = others.get(id) ?? NONE;
+      i++;
+      const outside = others.size === 0 ? NONE : others.get(id) ?? NONE;
       const had = hadBy(id);
-      const has = hasBy(id);
+      const has = own !== undefined ? only : hasBy(id);
       const anchor = firstIn(had) ?? firstIn(has);
       // The owners before and after: the first of the declarers outside and in the chunk (no
       // arrays joined: this runs once per key).
       const previousOwner = firstOf(outside, had);
-      const inRetract = previousOwner === undefined && retracting.has(id);
-      const previous = previousOwner === undefined ? retracting.get(id) : fpOf(previousOwner, id);
-      const mayBeMissing = inDoubt?.has(id) ?? false;
+      const inRetract = previousOwner === undefined && inRetracting && retracting.has(id);
+      const previous = previousOwner !== undefined
+        ? fpOf(previousOwner, id)
+        : inRetracting
+        ? retracting.get(id)
+        : undefined;
+      const mayBeMissing = inDoubt !== undefined && inDoubt.size > 0 && inDoubt.has(id);
       const owner = firstOf(outside, has);
       if (outside.length + countOf(has) > 1) {
         plan.conflicts.push([target, id, [...outside, ...list(has)], owner!]);
@@ -227,7 +244,9 @@ export function planChunk(
       /** The owner ran in this chunk to send its rows again: upsert whatever was published. */
       let again = false;
       if (owner !== undefined) {
-        const fromRun = chunk.ran.get(owner)?.get(target)?.get(id);
+        const fromRun = owner === only && own !== undefined
+          ? own.valueAt(i)
+          : chunk.ran.get(owner)?.get(target)?.get(id);
         if (fromRun !== undefined) {
           declared = fromRun;
           again = chunk.resent.has(owner);
@@ -286,8 +305,8 @@ export type KeySet = ReadonlySet<string> | ReadonlyMap<string, unknown> | Marked
 /** The keys of `lists` together: the one list itself when there is one (no copy). */
 function union(lists: KeySet[]): KeySet {
   if (lists.length === 1) return lists[0]!;
-  const all = new Set<string>();
-  for (const keys of lists) for (const id of keys.keys()) all.add(id);
+  const all = new KeyTable<true>(); // not a Set: V8 would hash every fresh key id
+  for (const keys of lists) for (const id of keys.keys()) all.put(id, true);
   return all;
 }
 
@@ -304,8 +323,15 @@ function byKey(
     const keys = keysOf(c!);
     return (id) => keys?.has(id) ? c : undefined;
   }
-  const found = new Map<string, Several<string>>();
-  for (const c of chunk.ran.keys()) for (const id of keysOf(c)?.keys() ?? []) add(found, id, c);
+  const found = new KeyTable<Several<string>>(); // not a Map: V8 would hash every fresh key id
+  for (const c of chunk.ran.keys()) {
+    for (const id of keysOf(c)?.keys() ?? []) {
+      const earlier = found.put(id, c);
+      if (earlier !== undefined) {
+        found.put(id, typeof earlier === "string" ? [earlier, c] : [...earlier, c]);
+      }
+    }
+  }
   return (id) => found.get(id);
 }
 
