@@ -1,15 +1,18 @@
 /**
- * Fingerprints: 64-bit xxHash (xxhash-wasm) of the bytes a target would send, kept as 16-digit
+ * Fingerprints: 64-bit xxHash (XXH64, seed 0) of the bytes a target would send, kept as 16-digit
  * lowercase hex strings. Hex strings are cheap map keys (no BigInt per row), compare exactly, and
- * round-trip through the state store as fixed-width 8-byte values.
+ * round-trip through the state store as fixed-width 8-byte values. The per-row hashes come from
+ * statecast's own WASM module (lib/_xxh64.ts), the streaming ones of several parts from
+ * xxhash-wasm: the same function, checked against each other in tests/xxh64_test.ts.
  *
- * The WASM module is instantiated once ({@linkcode initFingerprints}); after that every function
+ * The WASM modules are instantiated once ({@linkcode initFingerprints}); after that every function
  * here is synchronous, so the hot path (parse, hash, diff) never awaits per row.
  *
  * @module
  */
 import xxhash from "xxhash-wasm";
 import type { XXHashAPI } from "xxhash-wasm";
+import { Xxh64 } from "./_xxh64.ts";
 
 /**
  * A 64-bit fingerprint as 16 lowercase hex digits.
@@ -25,6 +28,8 @@ import type { XXHashAPI } from "xxhash-wasm";
 export type Fingerprint = string;
 
 let api: XXHashAPI | undefined;
+/** The per-row hashes: the same XXH64, without xxhash-wasm's per-call costs (lib/_xxh64.ts). */
+let core: Xxh64 | undefined;
 
 /**
  * Loads the WASM hashing core. Idempotent; call once before any other function here. An app
@@ -40,13 +45,15 @@ let api: XXHashAPI | undefined;
  */
 export async function initFingerprints(): Promise<void> {
   api ??= await xxhash();
+  core ??= await Xxh64.create();
 }
 
 function hasher(): XXHashAPI {
-  if (api === undefined) {
-    throw new Error("statecast: initFingerprints() must be awaited before hashing");
-  }
-  return api;
+  return api ?? notReady();
+}
+
+function notReady(): never {
+  throw new Error("statecast: initFingerprints() must be awaited before hashing");
 }
 
 /**
@@ -62,9 +69,7 @@ function hasher(): XXHashAPI {
  * ```
  */
 export function fingerprint(data: string | Uint8Array): Fingerprint {
-  const h = hasher();
-  if (typeof data === "string") return h.h64ToString(data);
-  return h.h64Raw(data).toString(16).padStart(16, "0");
+  return (core ?? notReady()).hex(data);
 }
 
 /**
@@ -103,5 +108,5 @@ export function fingerprintParts(parts: ReadonlyArray<string | Uint8Array>): Fin
  * ```
  */
 export function keyHash(id: string): number {
-  return Number(hasher().h64(id) >> 11n);
+  return (core ?? notReady()).top53(id);
 }
