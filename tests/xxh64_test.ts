@@ -50,3 +50,46 @@ Deno.test("Xxh64 gives xxhash-wasm's XXH64 for text and bytes", async () => {
   assert.equal(ours.hex(big), ref.h64Raw(big).toString(16).padStart(16, "0"));
   assert.equal(ours.hex("short after big"), ref.h64ToString("short after big"));
 });
+
+Deno.test("Xxh64 at the edges: non-ASCII from any offset, byte views, the page boundary", async () => {
+  const ref = await xxhash();
+  const ours = await Xxh64.create();
+  const want = (data: string | Uint8Array) =>
+    typeof data === "string" ? ref.h64(data) : ref.h64Raw(data);
+  const same = (data: string | Uint8Array, label: string) => {
+    const h = want(data);
+    // hex and top53 in turn: each call writes its own input and output over the last one's
+    assert.equal(ours.hex(data), h.toString(16).padStart(16, "0"), label);
+    assert.equal(ours.top53(data), Number(h >> 11n), label);
+    assert.equal(ours.hex(data), h.toString(16).padStart(16, "0"), label);
+  };
+  // The ASCII copy stops at the first unit ≥ 0x80 and encodes the rest: every offset, every
+  // length across the 4/8/32-byte steps, and a lone surrogate as the very last unit.
+  for (let len = 0; len <= 72; len++) {
+    for (let at = 0; at <= len; at++) {
+      for (const unit of ["\u0080", "€", "🙂", "\ud83d", "\udc00"]) {
+        const text = "a".repeat(at) + unit + "b".repeat(len - at);
+        same(text, `${JSON.stringify(unit)} at ${at} of ${len}`);
+      }
+    }
+  }
+  // A view into a larger buffer (byteOffset ≠ 0): only its own bytes are hashed.
+  const base = new Uint8Array(400).map((_, i) => (i * 131 + 7) & 255);
+  for (let offset = 1; offset < 10; offset++) {
+    for (let len = 0; len <= 70; len++) same(base.subarray(offset, offset + len), `view ${offset}`);
+  }
+  // Inputs that end exactly at, one short of and one past the end of a page (input at byte 64),
+  // each on a fresh instance, so that the first call is the one that grows the memory.
+  for (const n of [65471, 65472, 65473, 131007, 131008, 131009]) {
+    const fresh = await Xxh64.create();
+    const bytes = new Uint8Array(n).map((_, i) => (i * 7) & 255);
+    assert.equal(fresh.top53(bytes), Number(ref.h64Raw(bytes) >> 11n), `bytes ${n}`);
+    const fresh2 = await Xxh64.create();
+    const text = "x".repeat(n - 2) + "é"; // n bytes of UTF-8
+    assert.equal(fresh2.hex(text), ref.h64ToString(text), `text ${n}`);
+  }
+  // Several MB, then short inputs again on the grown memory.
+  same("ab🙂€".repeat(700_000) + "\ud800", "long text");
+  same("k1", "short after long");
+  same(new Uint8Array(0), "no bytes");
+});
