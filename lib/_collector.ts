@@ -78,7 +78,7 @@ export class Collector {
     const collected = { state, fingerprint: target.fingerprint(state), line: this.line };
     const earlier = states.put(id, collected); // one look-up: kept at once, the earlier returned
     if (earlier !== undefined && this.onDuplicateKey === "error") {
-      // The file fails: what it declared is dropped, the later state kept here with it.
+      states.put(id, earlier); // the first declaration stands, as if this one never came
       const where = (line: number | undefined) => line === undefined ? "" : ` line ${line}`;
       throw new StatecastError(
         `Duplicate key ${showKey(id)} in "${this.component}": declared at${

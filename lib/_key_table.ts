@@ -11,11 +11,20 @@
  * @module
  */
 
-/** FNV-1a of `id`'s UTF-16 units, as a 32-bit integer. */
+/** A per-process start for the hashes: keys crafted to collide in one run do not in the next. */
+const SEED = (Math.random() * 2 ** 32) | 0;
+
+/**
+ * FNV-1a of `id`'s UTF-16 units from a per-process seed, then murmur3's finaliser: FNV's
+ * multiplications carry a unit's bits only upwards, and the table is indexed by the low bits, so
+ * keys that differ only in the high bits of a unit would all land on one slot without it.
+ */
 export function hashId(id: string): number {
-  let h = 0x811c9dc5;
+  let h = 0x811c9dc5 ^ SEED;
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-  return h | 0; // signed, as the table keeps it (the empty id's is the offset basis itself)
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16); // signed, as the table keeps it
 }
 
 const FIRST_CAPACITY = 16;

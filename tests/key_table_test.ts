@@ -33,3 +33,11 @@ Deno.test("KeyTable answers as a Map, colliding hashes and growth included", () 
     assert.equal(table.get(id), undefined);
   }
 });
+
+Deno.test("hashId spreads keys that differ only in the high bits of a unit over the low bits", () => {
+  // The table's slot is the hash's low bits. FNV-1a alone carries a unit's bits only upwards: ids
+  // that differ in bits 8-15 of their last unit had equal low 8 bits, one slot for all of them.
+  const lows = new Set<number>();
+  for (let i = 1; i < 256; i++) lows.add(hashId(`id-${String.fromCharCode(i << 8)}`) & 0xff);
+  assert.ok(lows.size > 128, `${lows.size} distinct low bytes of 255`);
+});
