@@ -22,14 +22,15 @@ export function runtimeName(): string {
 /**
  * The V8 flags Deno runs a job with unless `STATECAST_V8_FLAGS` says otherwise
  * ({@linkcode restartWithV8Flags}): a young generation of 4 MiB semi-spaces, which the collections
- * the memory bound asks for no longer shrink and regrow, and an old generation allowed to grow to
- * 1.75 times what it held after its last collection (`--heap-growing-percent=75`; V8's own factor
- * goes up to 4). With that limit V8 collects the old generation itself, incrementally and mostly
- * on another thread, before the heap reaches the memory bound's threshold, so the bound's
- * compacting collections on the main thread (two each) are rarely needed: a first publish of 1M
- * rows in 100 files called them 4 times instead of 14 (README: Memory or speed).
+ * the memory bound asks for no longer shrink and regrow, and an old generation of at most 1.5 GiB.
+ * V8 scales how far the old generation may grow past what it held after a collection by that
+ * maximum: up to 4 times with 2 GiB or more, at most 1.8 times at 1.5 GiB. So V8 collects it
+ * itself, incrementally and mostly on another thread, before the memory bound's compacting
+ * collections on the main thread (two per call) are needed. `--heap-growing-percent=75` did the
+ * same, but V8 checks that flag against its code cache: a run started without it and restarted
+ * with it compiled every module twice, 150-200 ms of every run (README: Memory or speed).
  */
-export const DEFAULT_V8_FLAGS = "--max-semi-space-size=4,--heap-growing-percent=75";
+export const DEFAULT_V8_FLAGS = "--max-semi-space-size=4,--max-old-space-size=1536";
 
 /**
  * The working directory, `DENO_V8_FLAGS` and command line as they were when this module was
