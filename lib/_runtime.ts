@@ -22,15 +22,15 @@ export function runtimeName(): string {
 /**
  * The V8 flags Deno runs a job with unless `STATECAST_V8_FLAGS` says otherwise
  * ({@linkcode restartWithV8Flags}): a young generation of 4 MiB semi-spaces, which the collections
- * the memory bound asks for no longer shrink and regrow, and an old generation of at most 1.5 GiB.
- * V8 scales how far the old generation may grow past what it held after a collection by that
- * maximum: up to 4 times with 2 GiB or more, at most 1.8 times at 1.5 GiB. So V8 collects it
+ * the memory bound asks for no longer shrink and regrow, and an old generation of at most 1,900
+ * MiB. V8 scales how far the old generation may grow past what it held after a collection by that
+ * maximum: up to 4 times with 2 GiB or more, at most 1.94 times at 1,900 MiB. So V8 collects it
  * itself, incrementally and mostly on another thread, before the memory bound's compacting
  * collections on the main thread (two per call) are needed. `--heap-growing-percent=75` did the
  * same, but V8 checks that flag against its code cache: a run started without it and restarted
  * with it compiled every module twice, 150-200 ms of every run (README: Memory or speed).
  */
-export const DEFAULT_V8_FLAGS = "--max-semi-space-size=4,--max-old-space-size=1536";
+export const DEFAULT_V8_FLAGS = "--max-semi-space-size=4,--max-old-space-size=1900";
 
 /**
  * The working directory, `DENO_V8_FLAGS` and command line as they were when this module was

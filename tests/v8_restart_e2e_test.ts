@@ -8,7 +8,7 @@ import { dirname, join, relative } from "node:path";
 
 const JOB = new URL("./_restart_job.ts", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const DEFAULT = "--max-semi-space-size=4,--max-old-space-size=1536";
+const DEFAULT = "--max-semi-space-size=4,--max-old-space-size=1900";
 const REPO = new URL("../", import.meta.url);
 
 interface Report {
