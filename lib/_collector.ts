@@ -48,9 +48,7 @@ export const DECLARED_PULSE = 4096;
 
 /** What one run of a component declared, per target id and key id. */
 export class Collector {
-  readonly byTarget: Declarations = new Map();
-  /** The tables of `byTarget`, writable here. */
-  readonly #tables = new Map<string, KeyTable<Collected>>();
+  readonly byTarget = new Map<string, KeyTable<Collected>>() satisfies Declarations;
   /** The source line being processed; set by sources that know it (CSV rows). */
   line: number | undefined;
   /** Declared states so far, all targets together (for chunk sizes). */
@@ -69,11 +67,8 @@ export class Collector {
   ) {}
 
   declare<S extends { key: Key }>(target: Fingerprinting<S>, state: S): void {
-    let states = this.#tables.get(target.id);
-    if (states === undefined) {
-      this.#tables.set(target.id, states = new KeyTable());
-      this.byTarget.set(target.id, states);
-    }
+    let states = this.byTarget.get(target.id);
+    if (states === undefined) this.byTarget.set(target.id, states = new KeyTable());
     const id = keyId(state.key);
     const collected = { state, fingerprint: target.fingerprint(state), line: this.line };
     const earlier = states.put(id, collected); // one look-up: kept at once, the earlier returned

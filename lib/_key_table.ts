@@ -31,14 +31,15 @@ const FIRST_CAPACITY = 16;
 
 /**
  * Key ids to values, in insertion order, as a `ReadonlyMap` (the engine reads key lists as maps)
- * that can also be written: {@linkcode KeyTable.put} and {@linkcode KeyTable.set}. No deletes: a
- * component's declarations only grow while it runs.
+ * that can also be written, by {@linkcode KeyTable.put}. No deletes: a component's declarations
+ * only grow while it runs.
  *
  * @example
  * ```ts
  * import { KeyTable } from "./_key_table.ts";
  * const t = new KeyTable<number>();
- * t.set("a", 1).set("b", 2);
+ * t.put("a", 1);
+ * t.put("b", 2);
  * if (t.put("a", 3) !== 1 || t.put("c", 4) !== undefined) throw new Error();
  * if (t.size !== 3 || t.get("a") !== 3 || t.has("d") || [...t.keys()].join() !== "a,b,c") {
  *   throw new Error();
@@ -109,12 +110,6 @@ export class KeyTable<V> implements ReadonlyMap<string, V> {
     if ((n + 1) * 2 > this.#slots.length) this.#grow();
     else this.#slots[-1 - i] = n + 1;
     return undefined;
-  }
-
-  /** Sets `id`'s value, as `Map.set`. */
-  set(id: string, value: V): this {
-    this.put(id, value);
-    return this;
   }
 
   /** Twice the slots, every entry placed again by its kept hash. */
