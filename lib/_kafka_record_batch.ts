@@ -32,7 +32,7 @@ export type PartitionRecords = readonly [
   baseSequence: number,
 ];
 
-/** Writes record batches and Produce requests; one writer reuses its buffer from one to the next. */
+/** Writes record batches and Produce requests, reusing one buffer from one to the next. */
 export class RecordBatchWriter {
   #buf = Buffer.allocUnsafe(1 << 20);
   #at = 0;

@@ -334,22 +334,22 @@ export class Xxh64 {
     this.#hex(INPUT, n, OUT);
     const b = this.#bytes;
     return String.fromCharCode(
-      b[0]!,
-      b[1]!,
-      b[2]!,
-      b[3]!,
-      b[4]!,
-      b[5]!,
-      b[6]!,
-      b[7]!,
-      b[8]!,
-      b[9]!,
-      b[10]!,
-      b[11]!,
-      b[12]!,
-      b[13]!,
-      b[14]!,
-      b[15]!,
+      b[OUT]!,
+      b[OUT + 1]!,
+      b[OUT + 2]!,
+      b[OUT + 3]!,
+      b[OUT + 4]!,
+      b[OUT + 5]!,
+      b[OUT + 6]!,
+      b[OUT + 7]!,
+      b[OUT + 8]!,
+      b[OUT + 9]!,
+      b[OUT + 10]!,
+      b[OUT + 11]!,
+      b[OUT + 12]!,
+      b[OUT + 13]!,
+      b[OUT + 14]!,
+      b[OUT + 15]!,
     );
   }
 
