@@ -121,8 +121,8 @@ function defaultHeapMb(v8Flags: string[]): number {
  * command line, working directory, standard streams and environment, all as the process started,
  * so before a `.env` file was read) with `DENO_V8_FLAGS` set to `STATECAST_V8_FLAGS` (default
  * {@linkcode DEFAULT_V8_FLAGS}): V8 reads its flags only when it starts, and a script that sets
- * them later changes nothing. Measured: a first publish of 1M rows in 100 files 4.07 s instead of
- * 4.89 (one bench run; with the semi-space flag alone 4.72 s against 4.91, medians of 5); the
+ * them later changes nothing. Measured: a first publish of 1M rows in 100 files 4.43 s instead of
+ * 4.99 (one bench run; with the semi-space flag alone 4.72 s against 4.91, medians of 5); the
  * restart costs 60-70 ms (README: Running your own job).
  *
  * Returns without restarting when it has nothing to do or may not: under Bun or a compiled
